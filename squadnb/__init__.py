@@ -1,0 +1,76 @@
+"""squadnb: batch operations over many AI coding-agent instances, from notebooks, scripts and the terminal.
+
+Every public name is re-exported here lazily: ``import squadnb`` loads none of pandas, tqdm or
+ipywidgets (nor the engine) until a name that needs them is first used, so a twenty-agent start stays
+light on a small machine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # engine
+    "BatchExecutor": "squadnb.engine.executor",
+    "CompositeOperation": "squadnb.engine.operation",
+    "ConditionalOperation": "squadnb.engine.operation",
+    "Operation": "squadnb.engine.operation",
+    "OperationChain": "squadnb.engine.transaction",
+    "OperationResult": "squadnb.engine.result",
+    "PartialResult": "squadnb.engine.result",
+    "ProgressTracker": "squadnb.engine.progress",
+    "RetryOperation": "squadnb.engine.operation",
+    "TransactionManager": "squadnb.engine.transaction",
+    "operation": "squadnb.engine.operation",
+    # errors
+    "BatchError": "squadnb.errors",
+    "BatchInterrupted": "squadnb.errors",
+    "BranchCheckedOut": "squadnb.errors",
+    "Cancelled": "squadnb.errors",
+    "CommandError": "squadnb.errors",
+    "DuplicateTitle": "squadnb.errors",
+    "GitError": "squadnb.errors",
+    "InvalidState": "squadnb.errors",
+    "InvalidTitle": "squadnb.errors",
+    "NotAGitRepo": "squadnb.errors",
+    "OperationTimeout": "squadnb.errors",
+    "ProgramExited": "squadnb.errors",
+    "RollbackIncomplete": "squadnb.errors",
+    "RollbackNotSupported": "squadnb.errors",
+    "RolledBack": "squadnb.errors",
+    "SessionError": "squadnb.errors",
+    "SquadError": "squadnb.errors",
+    "StateFileError": "squadnb.errors",
+    "TmuxError": "squadnb.errors",
+    "TransactionError": "squadnb.errors",
+    "UnknownInstance": "squadnb.errors",
+    "ValidationError": "squadnb.errors",
+    # sessions
+    "Instance": "squadnb.session.instance",
+    "Squad": "squadnb.session.squad",
+    "Status": "squadnb.session.instance",
+    # built-in operations
+    "BatchKillOperation": "squadnb.ops",
+    "BatchPauseOperation": "squadnb.ops",
+    "BatchPromptOperation": "squadnb.ops",
+    "BatchResumeOperation": "squadnb.ops",
+    "BatchStartOperation": "squadnb.ops",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'squadnb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,87 @@
+"""squadnb's one background event loop, and the three ways into it.
+
+All of squadnb's async work (tmux and git subprocesses, batches) runs on a single asyncio loop owned by
+squadnb, in a daemon thread named ``squadnb-loop``. This is the pattern of jupyter_core's ``run_sync``,
+nbclient and fsspec; it works the same in a plain script, in a Jupyter cell (whose kernel loop is already
+running in the main thread), in a widget callback and under pytest, with no monkeypatching
+(nest-asyncio is not used).
+
+- :func:`run_sync` blocks the calling thread until a coroutine finishes on the loop (the sync API).
+- :func:`arun` awaits it from any other loop (``await`` in a cell, an async app).
+- :func:`submit` schedules it and returns a ``concurrent.futures.Future`` at once (widgets);
+  ``future.cancel()`` cancels the task.
+
+One loop for the whole process means asyncio locks, semaphores and subprocess transports are never
+"bound to a different event loop" across calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from typing import Any, Coroutine, TypeVar
+
+__all__ = ["arun", "get_loop", "in_loop_thread", "run_sync", "submit"]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def get_loop() -> asyncio.AbstractEventLoop:
+    """Return squadnb's loop, starting its daemon thread on first use."""
+    global _loop, _thread
+    with _lock:
+        if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
+            _loop = asyncio.new_event_loop()
+            _thread = threading.Thread(target=_loop.run_forever, name="squadnb-loop", daemon=True)
+            _thread.start()
+        return _loop
+
+
+def in_loop_thread() -> bool:
+    """True when called from squadnb's loop thread (where blocking on the loop would deadlock)."""
+    return _thread is not None and threading.current_thread() is _thread
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    """Schedule ``coro`` on squadnb's loop and return at once.
+
+    The returned future's ``cancel()`` cancels the task on the loop.
+    """
+    return asyncio.run_coroutine_threadsafe(coro, get_loop())
+
+
+def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run ``coro`` on squadnb's loop and block until it finishes; return its result or raise its
+    exception.
+
+    On ``KeyboardInterrupt`` (Ctrl-C, a kernel interrupt) the task is cancelled and the interrupt is
+    re-raised. Raises ``RuntimeError`` when called from the loop thread itself (it would deadlock):
+    code running on the loop awaits the coroutine instead.
+    """
+    if in_loop_thread():
+        coro.close()
+        raise RuntimeError(
+            "squadnb's sync API was called from squadnb's own event loop thread, where it would "
+            "deadlock; await the async twin (the 'a'-prefixed method) instead"
+        )
+    future = submit(coro)
+    try:
+        return future.result(timeout)
+    except KeyboardInterrupt:
+        future.cancel()
+        raise
+
+
+async def arun(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` on squadnb's loop from any other event loop (or from squadnb's loop itself).
+
+    Cancelling the awaiting task cancels the work on squadnb's loop.
+    """
+    if in_loop_thread():
+        return await coro
+    return await asyncio.wrap_future(submit(coro))

@@ -1,0 +1,192 @@
+"""Every exception squadnb raises.
+
+Hierarchy::
+
+    SquadError                      base of every squadnb error
+    ├── ValidationError             an operation refused an instance before running
+    ├── OperationTimeout            (also TimeoutError) one operation ran past its timeout
+    ├── Cancelled                   the batch was cancelled or its deadline passed
+    ├── BatchError                  several instances failed; lists each failure
+    ├── RollbackNotSupported        the operation cannot be undone
+    ├── TransactionError            a transactional batch failed; carries .result, .rollback_result
+    │   ├── RolledBack              ... and every success was rolled back
+    │   └── RollbackIncomplete      ... and some rollback failed too
+    ├── SessionError                a real instance (git worktree + tmux session) misbehaved
+    │   ├── InvalidTitle            empty or unusable title
+    │   ├── DuplicateTitle          the title is taken by an instance or a live tmux session
+    │   ├── NotAGitRepo             the path is not a git repository, or has no commit
+    │   ├── CommandError            a CLI command failed (.argv, .returncode, .stderr)
+    │   │   ├── GitError            ... a git command
+    │   │   └── TmuxError           ... a tmux command (also: the tmux server is gone)
+    │   ├── ProgramExited           the agent program exited during start (.program, .exit_status)
+    │   ├── BranchCheckedOut        the branch is checked out in another worktree
+    │   ├── InvalidState            the instance is not in a state that allows the call
+    │   ├── UnknownInstance         no instance has that title
+    │   └── StateFileError          state.json / pending.json / config.json cannot be read
+    └── (BatchInterrupted)          a KeyboardInterrupt, not a SquadError: Ctrl-C during a sync batch
+
+``BatchInterrupted`` subclasses ``KeyboardInterrupt`` so that ``except Exception`` never swallows an
+interrupt; it carries the batch's ``PartialResult`` as ``.result``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+__all__ = [
+    "BatchError",
+    "BatchInterrupted",
+    "BranchCheckedOut",
+    "Cancelled",
+    "CommandError",
+    "DuplicateTitle",
+    "GitError",
+    "InvalidState",
+    "InvalidTitle",
+    "NotAGitRepo",
+    "OperationTimeout",
+    "ProgramExited",
+    "RollbackIncomplete",
+    "RollbackNotSupported",
+    "RolledBack",
+    "SessionError",
+    "SquadError",
+    "StateFileError",
+    "TmuxError",
+    "TransactionError",
+    "UnknownInstance",
+    "ValidationError",
+]
+
+
+class SquadError(Exception):
+    """Base class of every error squadnb raises (except :class:`BatchInterrupted`)."""
+
+
+class ValidationError(SquadError):
+    """An operation's ``validate`` refused an instance; recorded as that instance's failure.
+
+    The message starts ``validation failed: `` and ``__cause__`` is the original exception.
+    """
+
+
+class OperationTimeout(SquadError, TimeoutError):
+    """One operation on one instance ran past the executor's per-operation timeout."""
+
+
+class Cancelled(SquadError):
+    """The batch was cancelled (interrupt, Cancel button) or its ``deadline`` passed before this
+    instance's operation finished; instances never started get this too, with ``attempts == 0``."""
+
+
+class BatchError(SquadError):
+    """Several operations failed; ``PartialResult.error()`` returns it.
+
+    The message reads ``"<n> operations failed:\\n  - <Op> on instance '<title>': <err>"``;
+    ``.errors`` holds the individual exceptions in failure order.
+    """
+
+    def __init__(self, message: str, errors: Sequence[BaseException] = ()) -> None:
+        super().__init__(message)
+        self.errors = list(errors)
+
+
+class RollbackNotSupported(SquadError):
+    """The operation has no rollback (Kill, SendPrompt, or the default ``Operation.rollback``)."""
+
+
+class TransactionError(SquadError):
+    """A transactional batch (``execute_with_rollback``, ``TransactionManager``) had failures.
+
+    ``.result`` is the batch's ``PartialResult``; ``.rollback_result`` the ``PartialResult`` of the
+    rollback phase (over the instances that had succeeded).
+    """
+
+    def __init__(self, message: str, result: Any, rollback_result: Any) -> None:
+        super().__init__(message)
+        self.result = result
+        self.rollback_result = rollback_result
+
+
+class RolledBack(TransactionError):
+    """Some operations failed, and every success was rolled back (also when there was none)."""
+
+
+class RollbackIncomplete(TransactionError):
+    """Some operations failed and at least one rollback failed too: state is mixed; read
+    ``.rollback_result`` to see which instances were not restored."""
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C (a kernel interrupt) arrived while a sync ``execute`` was blocking.
+
+    The batch was cancelled cleanly; ``.result`` is its ``PartialResult`` (every instance has a
+    result; the ones cut short are ``Cancelled``).
+    """
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(f"batch interrupted: {result!r}")
+        self.result = result
+
+
+class SessionError(SquadError):
+    """Base of errors about a real instance (git worktree + tmux session)."""
+
+
+class InvalidTitle(SessionError, ValueError):
+    """The title is empty, or sanitises to nothing usable as a branch or tmux name."""
+
+
+class DuplicateTitle(SessionError, ValueError):
+    """Another instance, or a live tmux session, already uses this title (or its session name)."""
+
+
+class NotAGitRepo(SessionError):
+    """The repository path is not inside a git work tree, or the repository has no commit."""
+
+
+class CommandError(SessionError):
+    """A CLI command exited non-zero; keeps the argv, exit status and stderr."""
+
+    def __init__(self, message: str, argv: Sequence[str] = (), returncode: int | None = None,
+                 stderr: str = "") -> None:
+        super().__init__(message)
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class GitError(CommandError):
+    """A git command failed."""
+
+
+class TmuxError(CommandError):
+    """A tmux command failed (including: the tmux server is not running)."""
+
+
+class ProgramExited(SessionError):
+    """The agent program exited while the instance was starting (not found, crashed)."""
+
+    def __init__(self, message: str, program: str, exit_status: int | None) -> None:
+        super().__init__(message)
+        self.program = program
+        self.exit_status = exit_status
+
+
+class BranchCheckedOut(SessionError):
+    """The branch is checked out in another worktree (the main checkout included)."""
+
+
+class InvalidState(SessionError):
+    """The instance's state does not allow the call (pause a paused instance, prompt a stopped one)."""
+
+
+class UnknownInstance(SessionError, KeyError):
+    """No instance of the squad has that title."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StateFileError(SessionError):
+    """A state or config file cannot be read (corrupt JSON, wrong schema). The file is left as is."""

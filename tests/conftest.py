@@ -1,0 +1,58 @@
+"""Shared test isolation: a private tmux socket per test run, a throwaway HOME and squadnb home, and a
+git identity, so no test touches the user's tmux server, ~/.squadnb or ~/.claude-squad."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+TMUX_SOCKET = f"squadnb-test-{os.getpid()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("home")
+    saved = dict(os.environ)
+    os.environ.update(
+        HOME=str(home),
+        SQUADNB_HOME=str(home / ".squadnb"),
+        SQUADNB_TMUX_SOCKET=TMUX_SOCKET,
+        GIT_AUTHOR_NAME="squadnb tests",
+        GIT_AUTHOR_EMAIL="tests@squadnb.invalid",
+        GIT_COMMITTER_NAME="squadnb tests",
+        GIT_COMMITTER_EMAIL="tests@squadnb.invalid",
+        GIT_CONFIG_NOSYSTEM="1",
+        TQDM_DISABLE="1",
+    )
+    os.environ.pop("TMUX", None)
+    os.environ.pop("TMUX_PANE", None)
+    yield
+    subprocess.run(["tmux", "-L", TMUX_SOCKET, "kill-server"], capture_output=True)
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def tmux_socket() -> str:
+    """The private tmux socket name of this test run (killed at the end of the run)."""
+    return TMUX_SOCKET
+
+
+def make_repo(path: Path, files: int = 1) -> Path:
+    """A git repository at ``path`` with ``files`` committed files on branch ``main``."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    for i in range(files):
+        (path / f"file{i}.txt").write_text(f"line {i}\n")
+    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(path), "commit", "-q", "-m", "initial"], check=True)
+    return path
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    """A fresh git repository with one commit."""
+    return make_repo(tmp_path / "repo")
