@@ -56,3 +56,21 @@ def make_repo(path: Path, files: int = 1) -> Path:
 def git_repo(tmp_path: Path) -> Path:
     """A fresh git repository with one commit."""
     return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def squad(tmp_path: Path, git_repo: Path, tmux_socket: str):
+    """A Squad on a fresh home (``tmp_path/home``) over ``git_repo``, running the demo agent (0.1 s of
+    work per prompt) on the test run's private tmux server; every instance left is killed at teardown."""
+    from squadnb.agents import demo_program
+    from squadnb.session import Squad
+
+    made = Squad(home=tmp_path / "home", repo=git_repo, program=demo_program(work_seconds=0.1),
+                 tmux_socket=tmux_socket, branch_prefix="test/")
+    yield made
+    for instance in Squad(home=tmp_path / "home", repo=git_repo, tmux_socket=tmux_socket).instances:
+        try:
+            instance.kill()
+        except Exception:  # teardown is best effort: the test itself reports what went wrong
+            subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t",
+                            f"={instance.session_name}"], capture_output=True)

@@ -1,0 +1,128 @@
+"""The built-in operations over :class:`~squadnb.session.Instance`, with the seed's names, validation
+rules and rollbacks.
+
+=================  ======================================================  =========================
+operation          validation (raises :class:`~squadnb.errors.InvalidState`)  rollback
+=================  ======================================================  =========================
+``Start``          not already started; title not empty                    Kill
+``Pause``          started and not paused                                  Resume
+``Resume``         started and paused                                      Pause
+``Kill``           started                                                 not supported
+``SendPrompt``     started, not paused; the prompt is not empty            not supported
+=================  ======================================================  =========================
+
+All are async (``async def execute``): they run on squadnb's loop under the executor's concurrency
+limit, and a timeout or cancel stops their git/tmux child processes.
+"""
+
+from __future__ import annotations
+
+from squadnb.engine.operation import Operation
+from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
+from squadnb.session.instance import Instance
+
+__all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
+           "BatchResumeOperation", "BatchStartOperation"]
+
+
+def _require_started(instance: Instance) -> None:
+    if not instance.started:
+        raise InvalidState(f"instance {instance.title!r} is not started")
+
+
+def _require_not_paused(instance: Instance) -> None:
+    _require_started(instance)
+    if instance.paused:
+        raise InvalidState(f"instance {instance.title!r} is already paused")
+
+
+class BatchStartOperation(Operation):
+    """Start each instance (``first_time_setup=False``: start the program in the existing worktree,
+    without git setup). Rolled back by killing the instance."""
+
+    name = "Start"
+
+    def __init__(self, first_time_setup: bool = True) -> None:
+        self.first_time_setup = first_time_setup
+
+    def validate(self, instance: Instance) -> None:
+        if instance.started:
+            raise InvalidState(f"instance {instance.title!r} is already started")
+        if not instance.title.strip():
+            raise InvalidTitle("the instance's title is empty")
+
+    async def execute(self, instance: Instance) -> None:
+        await instance.astart(self.first_time_setup)
+
+    async def rollback(self, instance: Instance) -> None:
+        await instance.akill()
+
+
+class BatchPauseOperation(Operation):
+    """Pause each instance (commit, remove the worktree, keep the branch). Rolled back by resuming."""
+
+    name = "Pause"
+
+    def validate(self, instance: Instance) -> None:
+        _require_not_paused(instance)
+
+    async def execute(self, instance: Instance) -> None:
+        await instance.apause()
+
+    async def rollback(self, instance: Instance) -> None:
+        await instance.aresume()
+
+
+class BatchResumeOperation(Operation):
+    """Resume each paused instance. Rolled back by pausing it again."""
+
+    name = "Resume"
+
+    def validate(self, instance: Instance) -> None:
+        _require_started(instance)
+        if not instance.paused:
+            raise InvalidState(f"instance {instance.title!r} is not paused")
+
+    async def execute(self, instance: Instance) -> None:
+        await instance.aresume()
+
+    async def rollback(self, instance: Instance) -> None:
+        await instance.apause()
+
+
+class BatchKillOperation(Operation):
+    """Kill each instance (session, worktree, and the branch if squadnb created it). Terminal: no
+    rollback."""
+
+    name = "Kill"
+
+    def validate(self, instance: Instance) -> None:
+        _require_started(instance)
+
+    async def execute(self, instance: Instance) -> None:
+        await instance.akill()
+
+    async def rollback(self, instance: Instance) -> None:
+        raise RollbackNotSupported(f"Kill cannot be rolled back (instance {instance.title!r})")
+
+
+class BatchPromptOperation(Operation):
+    """Send ``prompt`` to each instance once its agent is ready (waits at most ``timeout`` seconds;
+    default the squad's ``ready_timeout``). A prompt cannot be unsent: no rollback."""
+
+    name = "SendPrompt"
+
+    def __init__(self, prompt: str, timeout: float | None = None) -> None:
+        self.prompt = prompt
+        self.timeout = timeout
+
+    def validate(self, instance: Instance) -> None:
+        _require_not_paused(instance)
+        if not self.prompt or not self.prompt.strip():
+            raise ValueError("the prompt is empty")
+
+    async def execute(self, instance: Instance) -> None:
+        await instance.asend_prompt(self.prompt, self.timeout)
+
+    async def rollback(self, instance: Instance) -> None:
+        raise RollbackNotSupported(f"SendPrompt cannot be rolled back (instance {instance.title!r})")

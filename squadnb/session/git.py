@@ -1,0 +1,200 @@
+"""Async wrapper over the git CLI: worktrees, branches, commits and diff stats.
+
+Owns every git command line squadnb runs. Commands that write refs or ``.git/worktrees`` (worktree
+add/remove/prune, branch create/delete, commit) hold a per-repository :class:`asyncio.Lock`: concurrent
+``git worktree add`` calls race inside git itself. The lock is held only for what must be serial: a
+worktree is added with ``--no-checkout`` under the lock and its files are checked out afterwards,
+outside it, in parallel with other starts. Reads (status, diff) never take the lock and never write
+the index (``--no-optional-locks``; diff stats use a temporary index file), so they cannot race a
+commit for ``index.lock`` (claude-squad #284).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from squadnb.errors import GitError, NotAGitRepo
+from squadnb.session._run import Completed, Runner, run_command
+
+__all__ = ["DiffStats", "Git", "Worktree"]
+
+NO_COMMIT = ("this appears to be a brand new repository: please create an initial commit before "
+             "creating an instance")
+
+
+@dataclass(frozen=True)
+class DiffStats:
+    """Lines added and removed against the base commit (untracked files included) and the diff text."""
+
+    added: int = 0
+    removed: int = 0
+    content: str = ""
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """One entry of ``git worktree list --porcelain``."""
+
+    path: str
+    branch: str | None  # short name; None when detached
+    head: str | None
+
+
+class Git:
+    """git commands for any number of repositories, with one write lock per repository."""
+
+    def __init__(self, runner: Runner = run_command) -> None:
+        self.runner = runner
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, repo: str) -> asyncio.Lock:
+        """The write lock of repository ``repo`` (its top-level path)."""
+        return self._locks.setdefault(os.path.realpath(repo), asyncio.Lock())
+
+    async def _call(self, cwd: str, *args: str, env: Mapping[str, str] | None = None) -> Completed:
+        argv = ["git", "-C", cwd, *args]
+        try:
+            return await self.runner(argv, env=env)
+        except FileNotFoundError as exc:
+            raise GitError("git is not installed (no 'git' on PATH)", argv) from exc
+
+    async def _check(self, cwd: str, *args: str, env: Mapping[str, str] | None = None) -> Completed:
+        done = await self._call(cwd, *args, env=env)
+        if not done.ok:
+            raise GitError(f"git {args[0]} failed: {done.stderr.strip() or done.stdout.strip()}",
+                           done.argv, done.returncode, done.stderr)
+        return done
+
+    async def toplevel(self, path: str) -> str:
+        """The repository root containing ``path``; :class:`NotAGitRepo` if there is none."""
+        if not os.path.isdir(path):
+            raise NotAGitRepo(f"{path} is not a directory")
+        done = await self._call(path, "rev-parse", "--show-toplevel")
+        if not done.ok:
+            raise NotAGitRepo(f"{path} is not inside a git repository: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    async def head_sha(self, repo: str) -> str:
+        """The commit of the main checkout's HEAD; :class:`NotAGitRepo` when there is no commit yet."""
+        done = await self._call(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        if not done.ok:
+            raise NotAGitRepo(f"{repo}: {NO_COMMIT}")
+        return done.stdout.strip()
+
+    async def valid_branch_name(self, name: str) -> bool:
+        done = await self._call(".", "check-ref-format", "--branch", name)
+        return done.ok
+
+    async def branch_exists(self, repo: str, branch: str) -> bool:
+        return (await self._call(repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}")).ok
+
+    async def merge_base(self, repo: str, a: str, b: str) -> str:
+        return (await self._check(repo, "merge-base", a, b)).stdout.strip()
+
+    async def worktrees(self, repo: str) -> list[Worktree]:
+        """Every worktree of the repository, the main checkout first."""
+        out = (await self._check(repo, "worktree", "list", "--porcelain")).stdout
+        found: list[Worktree] = []
+        for block in out.strip().split("\n\n"):
+            fields = dict((line.split(" ", 1) + [""])[:2] for line in block.splitlines() if line)
+            if "worktree" in fields:
+                ref = fields.get("branch")
+                found.append(Worktree(fields["worktree"],
+                                      ref.removeprefix("refs/heads/") if ref else None,
+                                      fields.get("HEAD")))
+        return found
+
+    async def checked_out_at(self, repo: str, branch: str) -> str | None:
+        """The path of the worktree (the main checkout included) that has ``branch`` checked out."""
+        for tree in await self.worktrees(repo):
+            if tree.branch == branch:
+                return tree.path
+        return None
+
+    async def add_worktree(self, repo: str, path: str, branch: str, *, new_from: str | None) -> None:
+        """Create a worktree at ``path`` on ``branch``: a new branch cut from commit ``new_from``, or
+        the existing ``branch`` when ``new_from`` is None.
+
+        Only ``worktree add --no-checkout`` holds the repository lock; the checkout runs outside it.
+        On failure nothing is left: the worktree is removed and a branch created here is deleted.
+        """
+        args = ["worktree", "add", "--no-checkout", "--quiet"]
+        args += ["-b", branch, path, new_from] if new_from is not None else [path, branch]
+        try:
+            async with self.lock(repo):
+                await self._check(repo, *args)
+            await self._check(path, "reset", "--hard", "--quiet")
+        except BaseException:
+            await asyncio.shield(self._undo_add(repo, path, branch if new_from is not None else None))
+            raise
+
+    async def _undo_add(self, repo: str, path: str, created_branch: str | None) -> None:
+        await self.remove_worktree(repo, path)
+        if created_branch is not None:
+            await self.delete_branch(repo, created_branch)
+
+    async def remove_worktree(self, repo: str, path: str) -> None:
+        """``worktree remove -f`` (when the directory still exists) and ``worktree prune``; a stray
+        directory that git no longer knows is deleted too."""
+        async with self.lock(repo):
+            if os.path.exists(path):
+                done = await self._call(repo, "worktree", "remove", "-f", "-f", path)
+                if not done.ok and os.path.exists(path):
+                    known = {os.path.realpath(t.path) for t in await self.worktrees(repo)}
+                    if os.path.realpath(path) in known:
+                        raise GitError(f"git worktree remove failed: {done.stderr.strip()}",
+                                       done.argv, done.returncode, done.stderr)
+                    await asyncio.to_thread(shutil.rmtree, path, True)
+            await self._check(repo, "worktree", "prune")
+
+    async def delete_branch(self, repo: str, branch: str) -> None:
+        """``branch -D``; a branch that is already gone is not an error."""
+        async with self.lock(repo):
+            if await self.branch_exists(repo, branch):
+                await self._check(repo, "branch", "-D", branch)
+
+    async def is_dirty(self, worktree: str) -> bool:
+        """True when the worktree has changes, untracked (non-ignored) files included."""
+        done = await self._check(worktree, "--no-optional-locks", "status", "--porcelain")
+        return bool(done.stdout.strip())
+
+    async def commit_all(self, repo: str, worktree: str, message: str) -> None:
+        """``add -A`` then ``commit --no-verify`` in the worktree; the commit (a ref write) holds the
+        repository lock."""
+        await self._check(worktree, "add", "-A")
+        async with self.lock(repo):
+            await self._check(worktree, "commit", "--no-verify", "--quiet", "-m", message)
+
+    async def commits_not_in_head(self, repo: str, branch: str) -> int:
+        done = await self._check(repo, "rev-list", "--count", f"HEAD..{branch}")
+        return int(done.stdout.strip() or 0)
+
+    async def diff_stats(self, worktree: str, base: str) -> DiffStats:
+        """Changes of the worktree against commit ``base``, untracked non-ignored files included.
+
+        The worktree's own index is never written: a copy of it goes to a temporary index file
+        (``GIT_INDEX_FILE``), ``add -A`` stages everything there, and the diff compares it with
+        ``base``. Counts come from ``--numstat`` (binary files count 0).
+        """
+        index = (await self._check(worktree, "rev-parse", "--path-format=absolute", "--git-path",
+                                   "index")).stdout.strip()
+        with tempfile.TemporaryDirectory(prefix="squadnb-index-") as tmp:
+            temp_index = str(Path(tmp) / "index")
+            if os.path.exists(index):
+                await asyncio.to_thread(shutil.copyfile, index, temp_index)
+            env = {**os.environ, "GIT_INDEX_FILE": temp_index}
+            await self._check(worktree, "add", "-A", env=env)
+            numstat = await self._check(worktree, "diff", "--cached", "--numstat", base, env=env)
+            content = await self._check(worktree, "diff", "--cached", base, env=env)
+        added = removed = 0
+        for line in numstat.stdout.splitlines():
+            plus, minus, _ = (line.split("\t", 2) + ["", ""])[:3]
+            added += int(plus) if plus.isdigit() else 0
+            removed += int(minus) if minus.isdigit() else 0
+        return DiffStats(added, removed, content.stdout)

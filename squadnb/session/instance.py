@@ -1,0 +1,561 @@
+"""One real instance: a git worktree on its own branch plus a tmux session running an agent program.
+
+This module owns the order of steps of each lifecycle call and the status; the command lines live in
+``tmux.py`` and ``git.py`` and the files in ``_storage.py``. Every lifecycle call is all-or-nothing:
+on failure it undoes what it did (a failed start leaves no session, worktree or branch; a failed pause
+leaves the worktree and restarts the agent) and raises a :mod:`squadnb.errors` type whose message
+starts ``instance '<title>': <action> failed:``. Every state change is saved to the squad's files at
+once. Calls on one instance are serialised by a per-instance lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import hashlib
+import os
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from squadnb._loop import run_sync
+from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle,
+                            ProgramExited, SessionError, TmuxError)
+from squadnb.session._programs import ProgramProfile, profile_for, with_continue
+from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData
+from squadnb.session.git import DiffStats
+
+if TYPE_CHECKING:
+    from squadnb.session.squad import Squad
+
+__all__ = ["Instance", "Status", "branch_name"]
+
+#: a program counts as running once it has shown output and stayed alive this long ...
+START_SETTLE = 0.15
+#: ... or, if it shows nothing, once it has stayed alive this long
+START_QUIET = 1.0
+POLL = 0.05
+#: persisted diff text is cut to this many characters (claude-squad stores it whole)
+DIFF_CONTENT_LIMIT = 100_000
+
+
+class Status(enum.IntEnum):
+    """An instance's state. 0–3 are claude-squad's on-disk integers (pinned by a test); DEAD,
+    NEEDS_INPUT and NEW never reach a claude-squad file (DEAD and NEEDS_INPUT are written as READY and
+    recomputed on refresh; NEW instances live in ``pending.json``)."""
+
+    RUNNING = 0
+    READY = 1
+    LOADING = 2
+    PAUSED = 3
+    DEAD = 4
+    NEEDS_INPUT = 5
+    NEW = 6
+
+    def to_disk(self) -> int:
+        return int(self) if self <= Status.PAUSED else int(Status.READY)
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return _now()
+
+
+def _clean_ref(text: str) -> str:
+    text = re.sub(r"[^a-z0-9\-_/.]+", "", text.lower().replace(" ", "-"))
+    text = re.sub(r"\.{2,}", ".", re.sub(r"-+", "-", text))
+    parts = [p.strip(".").removesuffix(".lock").strip(".") for p in text.split("/")]
+    return "/".join(p for p in parts if p).strip("-/")
+
+
+def branch_name(prefix: str, title: str) -> str:
+    """claude-squad's ``sanitize(prefix + title)`` (lower case, spaces to ``-``, only ``[a-z0-9-_/.]``),
+    made a valid ref (no ``..``, no component starting or ending with ``.``, no ``.lock``). A title with
+    nothing left (``修正``, ``!!!``) gets ``t-<hash>`` instead of collapsing to the bare prefix."""
+    tail = _clean_ref(title) or "t-" + hashlib.sha1(title.encode()).hexdigest()[:8]
+    head = _clean_ref(prefix)
+    return f"{head}/{tail}" if head else tail
+
+
+class Instance:
+    """One instance of a :class:`~squadnb.session.squad.Squad`; create it with ``squad.new(...)``.
+
+    Attributes follow claude-squad: ``title, path, branch, worktree_path, status, program,
+    created_at, updated_at, auto_yes, prompt``, plus ``repo_path``, ``base_commit_sha``,
+    ``is_existing_branch`` (True: squadnb did not create the branch and never deletes it) and ``squad``.
+    Every method has an ``a``-prefixed coroutine twin; the sync one blocks on squadnb's loop.
+    """
+
+    def __init__(self, squad: Squad, data: InstanceData, status: Status) -> None:
+        self.squad = squad
+        self.title = data.title
+        self.path = data.path
+        self.branch = data.branch
+        self.program = data.program
+        self.prompt = data.prompt
+        self.auto_yes = data.auto_yes
+        self.status = status
+        self.created_at = _parse_time(data.created_at) if data.created_at else _now()
+        self.updated_at = _parse_time(data.updated_at) if data.updated_at else self.created_at
+        self.repo_path = data.worktree.repo_path
+        self.worktree_path = data.worktree.worktree_path
+        self.base_commit_sha = data.worktree.base_commit_sha
+        self.is_existing_branch = data.worktree.is_existing_branch
+        self.diff = DiffStats(data.diff_stats.added, data.diff_stats.removed, data.diff_stats.content)
+        self.exit_status: int | None = None
+        self._lock = asyncio.Lock()
+        self._last_hash: str | None = None
+
+    # ------------------------------------------------------------------ state
+    @property
+    def session_name(self) -> str:
+        """The tmux session name (``squadnb_<title>``, or claude-squad's under ``claude_squad()``)."""
+        return self.squad.session_name(self.title)
+
+    @property
+    def started(self) -> bool:
+        return self.status is not Status.NEW
+
+    @property
+    def paused(self) -> bool:
+        return self.status is Status.PAUSED
+
+    def __repr__(self) -> str:
+        return f"<Instance {self.title!r} {self.status.name.lower()} branch={self.branch!r}>"
+
+    def to_data(self) -> InstanceData:
+        """This instance as claude-squad's DTO (status as the on-disk integer)."""
+        diff = self.diff
+        return InstanceData(
+            title=self.title, path=self.path, branch=self.branch,
+            status=Status.READY.to_disk() if self.status is Status.NEW else self.status.to_disk(),
+            created_at=self.created_at.isoformat(), updated_at=self.updated_at.isoformat(),
+            auto_yes=self.auto_yes, program=self.program,
+            worktree=WorktreeData(self.repo_path, self.worktree_path, self.title, self.branch,
+                                  self.base_commit_sha, self.is_existing_branch),
+            diff_stats=DiffStatsData(diff.added, diff.removed, diff.content[:DIFF_CONTENT_LIMIT]),
+            prompt=self.prompt if self.status is Status.NEW else None)
+
+    def _set(self, status: Status) -> None:
+        self.status = status
+        self.updated_at = _now()
+        self.squad._save_instance(self)
+
+    @contextlib.contextmanager
+    def _failing(self, action: str) -> Iterator[None]:
+        """Prefix a session error's message with this instance and the action."""
+        try:
+            yield
+        except SessionError as exc:
+            prefix = f"instance {self.title!r}: "
+            message = str(exc)
+            if not message.startswith(prefix):
+                exc.args = (f"{prefix}{action} failed: {message}", *exc.args[1:])
+            raise
+
+    def _require(self, action: str, *, started: bool = True, paused: bool | None = False) -> None:
+        if started and not self.started:
+            raise InvalidState(f"instance {self.title!r}: cannot {action}: it is not started")
+        if paused is True and not self.paused:
+            raise InvalidState(f"instance {self.title!r}: cannot {action}: it is not paused")
+        if paused is False and self.paused:
+            raise InvalidState(f"instance {self.title!r}: cannot {action}: it is paused")
+
+    # ------------------------------------------------------------------ start
+    def start(self, first_time_setup: bool = True) -> None:
+        return run_sync(self.astart(first_time_setup))
+
+    async def astart(self, first_time_setup: bool = True) -> None:
+        """Create the branch (``sanitize(prefix + title)`` from the repository's HEAD, recorded as
+        ``base_commit_sha``) and the worktree, then start the program in a new tmux session, and send
+        the instance's ``prompt`` if it has one.
+
+        Succeeds only once the program is running. Raises :class:`InvalidTitle`,
+        :class:`DuplicateTitle` (a live tmux session has the name), :class:`NotAGitRepo`,
+        :class:`BranchCheckedOut`, :class:`ProgramExited` (with the program and its exit status),
+        :class:`GitError` or :class:`TmuxError`; then no session, worktree or branch is left.
+        ``first_time_setup=False`` skips git: the program starts in the existing worktree.
+        """
+        async with self._lock:
+            with self._failing("start"):
+                if self.started:
+                    raise InvalidState("it is already started")
+                if not self.title.strip():
+                    raise InvalidTitle("the title is empty")
+                if first_time_setup:
+                    await self._setup_and_launch()
+                else:
+                    await self._launch_in_existing_worktree()
+
+    async def _setup_and_launch(self) -> None:
+        git, tmux = self.squad.git, self.squad.tmux
+        repo = await git.toplevel(self.path)
+        head = await git.head_sha(repo)
+        if await tmux.has_session(self.session_name):
+            raise DuplicateTitle(f"a tmux session named {self.session_name!r} already exists")
+        branch, base, created = await self._choose_branch(repo, head)
+        worktree = self.squad.worktree_path_for(branch)
+        await asyncio.to_thread(Path(worktree).parent.mkdir, parents=True, exist_ok=True)
+        await git.add_worktree(repo, worktree, branch, new_from=head if created else None)
+        try:
+            await self._launch(self.program, worktree)
+        except BaseException:
+            await asyncio.shield(self._undo_setup(repo, worktree, branch if created else None))
+            raise
+        self.repo_path, self.worktree_path, self.branch = repo, worktree, branch
+        self.base_commit_sha, self.is_existing_branch = base, not created
+        self._set(Status.RUNNING)
+        if self.prompt:
+            try:
+                await self._send(self.prompt, self.squad.ready_timeout)
+            except BaseException:
+                await asyncio.shield(self._teardown(delete_branch=created))
+                self.status = Status.NEW
+                self.squad._save_instance(self)
+                raise
+
+    async def _choose_branch(self, repo: str, head: str) -> tuple[str, str, bool]:
+        """(branch, base commit, created): the requested existing branch, or a new one."""
+        git = self.squad.git
+        wanted = self.branch
+        if wanted and await git.branch_exists(repo, wanted):
+            where = await git.checked_out_at(repo, wanted)
+            if where is not None:
+                raise BranchCheckedOut(f"branch {wanted!r} is checked out in the worktree at {where}")
+            return wanted, await git.merge_base(repo, head, wanted), False
+        branch = wanted or branch_name(self.squad.branch_prefix, self.title)
+        if not wanted and await git.branch_exists(repo, branch):
+            # never reuse (and later delete) a branch squadnb did not create (claude-squad §2.4)
+            branch = f"{branch}-{hashlib.sha1(self.title.encode()).hexdigest()[:8]}"
+            if await git.branch_exists(repo, branch):
+                raise DuplicateTitle(f"branch {branch!r} already exists")
+        if not await git.valid_branch_name(branch):
+            raise InvalidTitle(f"{branch!r} is not a valid git branch name")
+        return branch, head, True
+
+    async def _launch_in_existing_worktree(self) -> None:
+        if not self.worktree_path or not os.path.isdir(self.worktree_path):
+            raise InvalidState(f"its worktree {self.worktree_path!r} does not exist")
+        if not await self.squad.tmux.has_session(self.session_name):
+            await self._launch(self.program, self.worktree_path)
+        self._set(Status.RUNNING)
+
+    async def _launch(self, program: str, cwd: str) -> None:
+        """Start ``program`` in a new session and wait until it runs; a program that exits meanwhile
+        raises :class:`ProgramExited` and its session is killed."""
+        tmux, name = self.squad.tmux, self.session_name
+        await tmux.new_session(name, cwd, program)
+        loop = asyncio.get_running_loop()
+        spawned = loop.time()
+        first_output: float | None = None
+        try:
+            while True:
+                state = await tmux.pane_state(name)
+                if state is None or state.dead:
+                    status = state.exit_status if state else None
+                    text = await tmux.capture(name, escapes=False) if state else ""
+                    last = next((ln.strip() for ln in reversed(text.splitlines())
+                                 if ln.strip() and not ln.startswith("Pane is dead")), "")
+                    raise ProgramExited(f"program {program!r} exited at start with exit status "
+                                        f"{status}" + (f": {last}" if last else ""), program, status)
+                now = loop.time()
+                if (await tmux.capture(name, escapes=False)).strip():
+                    first_output = first_output if first_output is not None else now
+                    if now - first_output >= START_SETTLE:
+                        break
+                elif now - spawned >= START_QUIET:
+                    break
+                await asyncio.sleep(POLL)
+        except BaseException:
+            await asyncio.shield(tmux.kill_session(name))
+            raise
+        self._last_hash = None
+        self.exit_status = None
+
+    async def _undo_setup(self, repo: str, worktree: str, created_branch: str | None) -> None:
+        await self.squad.git.remove_worktree(repo, worktree)
+        if created_branch is not None:
+            await self.squad.git.delete_branch(repo, created_branch)
+
+    # ------------------------------------------------------------------ pause / resume
+    def pause(self) -> None:
+        return run_sync(self.apause())
+
+    async def apause(self) -> None:
+        """Save the pane's full history to ``<home>/logs/``, stop the agent (kill its session), commit
+        dirty work (untracked files included) as ``[claudesquad] update from '<title>' on <time>
+        (paused)``, remove and prune the worktree; the branch is kept.
+
+        If the commit or the removal fails, the worktree stays, the agent is started again (with its
+        continue flag) and the error is raised: never a half-paused instance. Raises
+        :class:`InvalidState` when not started or already paused.
+        """
+        async with self._lock:
+            with self._failing("pause"):
+                self._require("pause")
+                git, tmux = self.squad.git, self.squad.tmux
+                await self._save_history()
+                await tmux.kill_session(self.session_name)
+                try:
+                    if os.path.isdir(self.worktree_path) and await git.is_dirty(self.worktree_path):
+                        stamp = _now().strftime("%d %b %y %H:%M %Z")
+                        await git.commit_all(self.repo_path, self.worktree_path,
+                                             f"[claudesquad] update from '{self.title}' on {stamp} "
+                                             "(paused)")
+                    await git.remove_worktree(self.repo_path, self.worktree_path)
+                except BaseException as exc:
+                    await asyncio.shield(self._restart_after_failed_pause(exc))
+                    raise
+                self._set(Status.PAUSED)
+
+    async def _save_history(self) -> None:
+        tmux = self.squad.tmux
+        try:
+            text = await tmux.capture(self.session_name, full_history=True, escapes=False)
+        except TmuxError:
+            return  # the session is gone (a DEAD instance): nothing left to save
+        stamp = _now().strftime("%Y%m%dT%H%M%S%f")
+        log = self.squad.logs_dir / f"{self.session_name}_{stamp}.log"
+        await asyncio.to_thread(_write_text, log, text)
+
+    async def _restart_after_failed_pause(self, cause: BaseException) -> None:
+        if not os.path.isdir(self.worktree_path):
+            return
+        try:
+            await self._launch(with_continue(self.program), self.worktree_path)
+        except SessionError as again:
+            cause.add_note(f"restarting the agent after the failed pause failed too: {again}")
+            self._set(Status.DEAD)
+
+    def resume(self) -> None:
+        return run_sync(self.aresume())
+
+    async def aresume(self) -> None:
+        """Re-add the worktree at its stored path from the branch and start the program again with its
+        continue flag (``claude --continue``). A stray directory left at that path is removed first.
+
+        Raises :class:`InvalidState` when not paused, :class:`BranchCheckedOut` when the branch is
+        checked out in any worktree; if the program fails to start, the worktree is removed again and
+        the instance stays PAUSED.
+        """
+        async with self._lock:
+            with self._failing("resume"):
+                self._require("resume", paused=True)
+                git = self.squad.git
+                where = await git.checked_out_at(self.repo_path, self.branch)
+                if where is not None:
+                    raise BranchCheckedOut(f"branch {self.branch!r} is checked out in the worktree at "
+                                           f"{where}; switch it to another branch first")
+                await git.remove_worktree(self.repo_path, self.worktree_path)
+                await git.add_worktree(self.repo_path, self.worktree_path, self.branch, new_from=None)
+                try:
+                    await self._launch(with_continue(self.program), self.worktree_path)
+                except BaseException:
+                    await asyncio.shield(git.remove_worktree(self.repo_path, self.worktree_path))
+                    raise
+                self._set(Status.RUNNING)
+
+    # ------------------------------------------------------------------ kill
+    def kill(self) -> None:
+        return run_sync(self.akill())
+
+    async def akill(self) -> None:
+        """Kill the session, remove the worktree, delete the branch if squadnb created it, and drop the
+        instance from its squad's files. A DEAD instance (session or server gone) or one whose worktree
+        was deleted by hand is cleaned up the same way. A never-started instance is just forgotten.
+
+        Raises :class:`BranchCheckedOut` (before touching anything) when its branch is checked out in
+        another worktree; if a cleanup step fails, the others still run and the first error is raised
+        with the rest as notes.
+        """
+        async with self._lock:
+            with self._failing("kill"):
+                if self.started:
+                    if not self.is_existing_branch and self.repo_path:
+                        where = await self.squad.git.checked_out_at(self.repo_path, self.branch)
+                        if where is not None and not _same_path(where, self.worktree_path):
+                            raise BranchCheckedOut(f"branch {self.branch!r} is checked out in the "
+                                                   f"worktree at {where}")
+                    await self._teardown(delete_branch=not self.is_existing_branch)
+                    await asyncio.to_thread(self.squad.remove_empty_parents, self.worktree_path)
+                self.squad._forget(self)
+                self.status = Status.DEAD
+
+    async def _teardown(self, *, delete_branch: bool) -> None:
+        errors: list[SessionError] = []
+        steps = [self.squad.tmux.kill_session(self.session_name)]
+        if self.repo_path:
+            steps.append(self.squad.git.remove_worktree(self.repo_path, self.worktree_path))
+            if delete_branch:
+                steps.append(self.squad.git.delete_branch(self.repo_path, self.branch))
+        for step in steps:
+            try:
+                await step
+            except SessionError as exc:
+                errors.append(exc)
+        if errors:
+            for other in errors[1:]:
+                errors[0].add_note(str(other))
+            raise errors[0]
+
+    # ------------------------------------------------------------------ prompt
+    def send_prompt(self, text: str, timeout: float | None = None) -> None:
+        return run_sync(self.asend_prompt(text, timeout))
+
+    async def asend_prompt(self, text: str, timeout: float | None = None) -> None:
+        """Wait until the agent is ready (at most ``timeout`` seconds, default the squad's
+        ``ready_timeout``), paste ``text`` into its pane and press Enter.
+
+        Raises ``ValueError`` for an empty prompt, :class:`InvalidState` when the instance is not
+        started, paused, dead, waiting on a permission prompt or not ready in time.
+        """
+        if not text.strip():
+            raise ValueError(f"instance {self.title!r}: the prompt is empty")
+        async with self._lock:
+            with self._failing("send prompt"):
+                self._require("send a prompt")
+                await self._send(text, self.squad.ready_timeout if timeout is None else timeout)
+
+    async def _send(self, text: str, timeout: float) -> None:
+        await self._wait_ready(timeout)
+        await self.squad.tmux.paste(self.session_name, text)
+        self._set(Status.RUNNING)
+
+    async def _wait_ready(self, timeout: float) -> None:
+        tmux, profile = self.squad.tmux, profile_for(self.program)
+        deadline = time.monotonic() + timeout
+        previous: str | None = None
+        while True:
+            state = await tmux.pane_state(self.session_name)
+            if state is None or state.dead:
+                self.exit_status = state.exit_status if state else None
+                self._set(Status.DEAD)
+                raise InvalidState("the agent is not running (DEAD)")
+            text = await tmux.capture(self.session_name, escapes=False)
+            lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+            if _asks_permission(profile, lines):
+                self._set(Status.NEEDS_INPUT)
+                raise InvalidState("the agent waits on a permission prompt; answer it first")
+            if profile.ready_text is not None:
+                if lines and lines[-1].endswith(profile.ready_text):
+                    return
+            elif text.strip() and text == previous:
+                return
+            previous = text
+            if time.monotonic() >= deadline:
+                raise InvalidState(f"the agent did not become ready within {timeout:g}s")
+            await asyncio.sleep(POLL)
+
+    # ------------------------------------------------------------------ observe
+    def refresh_status(self) -> Status:
+        return run_sync(self.arefresh_status())
+
+    async def arefresh_status(self) -> Status:
+        """Recompute the status from the pane: gone or dead → DEAD; a known permission prompt →
+        NEEDS_INPUT; changed since the last look → RUNNING; unchanged → READY. New and paused
+        instances, and instances busy in another call, keep their status. Never raises because the tmux
+        server is gone (that is DEAD). A change is saved at once."""
+        if not self.started or self.paused or self._lock.locked():
+            return self.status
+        tmux = self.squad.tmux
+        state = await tmux.pane_state(self.session_name)
+        status: Status
+        if state is None or state.dead:
+            self.exit_status = state.exit_status if state else None
+            status = Status.DEAD
+        else:
+            try:
+                text = await tmux.capture(self.session_name, escapes=False)
+            except TmuxError:
+                text = None
+            if text is None:
+                status = Status.DEAD
+            else:
+                digest = hashlib.sha256(text.encode()).hexdigest()
+                lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+                if _asks_permission(profile_for(self.program), lines):
+                    status = Status.NEEDS_INPUT
+                elif digest != self._last_hash:
+                    status = Status.RUNNING
+                else:
+                    status = Status.READY
+                self._last_hash = digest
+        if status is not self.status and not self._lock.locked() and self.started and not self.paused:
+            self._set(status)
+        return self.status
+
+    def preview(self, full_history: bool = False) -> str:
+        return run_sync(self.apreview(full_history))
+
+    async def apreview(self, full_history: bool = False) -> str:
+        """The pane's text (no escape sequences; the whole scroll-back with ``full_history``); ``""``
+        when the instance is not started, paused, or its session is gone."""
+        if not self.started or self.paused:
+            return ""
+        try:
+            text = await self.squad.tmux.capture(self.session_name, full_history=full_history,
+                                                 escapes=False)
+        except TmuxError:
+            return ""
+        return text.rstrip() + "\n" if text.strip() else ""
+
+    def tmux_alive(self) -> bool:
+        return run_sync(self.atmux_alive())
+
+    async def atmux_alive(self) -> bool:
+        """True when the session exists and its program still runs."""
+        state = await self.squad.tmux.pane_state(self.session_name)
+        return state is not None and not state.dead
+
+    def diff_stats(self) -> DiffStats:
+        return run_sync(self.adiff_stats())
+
+    async def adiff_stats(self) -> DiffStats:
+        """Lines added/removed against ``base_commit_sha`` (untracked files included, the index left
+        alone); the last stats when paused, not started or the worktree is gone. Saved when changed."""
+        if (self.started and not self.paused and self.base_commit_sha
+                and os.path.isdir(self.worktree_path)):
+            with self._failing("diff"):
+                stats = await self.squad.git.diff_stats(self.worktree_path, self.base_commit_sha)
+            if stats != self.diff:
+                self.diff = stats
+                self.squad._save_instance(self)
+        return self.diff
+
+    def has_unsaved_work(self) -> bool:
+        return run_sync(self.ahas_unsaved_work())
+
+    async def ahas_unsaved_work(self) -> bool:
+        """True when the worktree is dirty or the branch has commits not in the repository's HEAD."""
+        if not self.started:
+            return False
+        git = self.squad.git
+        with self._failing("check for unsaved work"):
+            if os.path.isdir(self.worktree_path) and await git.is_dirty(self.worktree_path):
+                return True
+            if self.branch and await git.branch_exists(self.repo_path, self.branch):
+                return await git.commits_not_in_head(self.repo_path, self.branch) > 0
+        return False
+
+
+def _asks_permission(profile: ProgramProfile, lines: list[str]) -> bool:
+    text = profile.permission_text
+    return text is not None and any(text in line for line in lines[-profile.permission_lines:])
+
+
+def _same_path(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,158 @@
+"""Async wrapper over the tmux CLI: one object per tmux server.
+
+Owns every tmux command line squadnb runs. Targets are always exact (``-t =name`` for a session,
+``-t =name:`` for its pane): a bare ``-t name`` is a prefix match in tmux, so killing ``squadnb_a``
+could hit ``squadnb_ab`` (a claude-squad bug this avoids). A private server (``socket`` given) is
+started without the user's config (``-f /dev/null``), and its ``history-limit`` is set globally before
+each ``new-session`` (a per-session setting does not reach the pane already created). Every new
+session gets ``remain-on-exit on`` in the same tmux command, so a program that exits at once leaves a
+dead pane whose exit status can be read, instead of a vanished session.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Mapping
+
+from squadnb.errors import TmuxError
+from squadnb.session._run import Completed, Runner, run_command
+
+__all__ = ["PaneState", "Tmux", "claude_squad_session_name", "squadnb_session_name"]
+
+HISTORY_LIMIT = 50_000
+
+
+def squadnb_session_name(title: str) -> str:
+    """``squadnb_<title>`` with every character outside ``[A-Za-z0-9_-]`` replaced by ``_`` (safe for
+    tmux, which treats ``:`` and ``.`` as target separators)."""
+    return "squadnb_" + re.sub(r"[^A-Za-z0-9_-]", "_", title)
+
+
+def claude_squad_session_name(title: str) -> str:
+    """claude-squad's name: ``claudesquad_`` + the title without whitespace and with ``.`` → ``_``.
+
+    ``:`` also becomes ``_``: tmux renames such a session that way itself, so this is the name the
+    session really has (claude-squad looks for the unrenamed one and never finds it).
+    """
+    return "claudesquad_" + re.sub(r"\s+", "", title).replace(".", "_").replace(":", "_")
+
+
+@dataclass(frozen=True)
+class PaneState:
+    """A session's (first) pane: is its program still running, and how it ended if not."""
+
+    dead: bool
+    exit_status: int | None
+    pid: int | None
+    command: str
+
+
+class Tmux:
+    """One tmux server: the private ``-L <socket>`` server, or the user's default server when
+    ``socket`` is None (used only by ``Squad.claude_squad()``).
+
+    Methods raise :class:`~squadnb.errors.TmuxError` (with argv, exit status and stderr) when a command
+    fails, except the queries documented to answer False/None for a missing session or server.
+    """
+
+    def __init__(self, socket: str | None, runner: Runner = run_command,
+                 history_limit: int = HISTORY_LIMIT) -> None:
+        self.socket = socket
+        self.runner = runner
+        self.history_limit = history_limit
+
+    def argv(self, *args: str) -> list[str]:
+        base = ["tmux"]
+        if self.socket is not None:
+            base += ["-f", "/dev/null", "-L", self.socket]
+        return base + list(args)
+
+    async def _call(self, *args: str, input: bytes | None = None) -> Completed:
+        argv = self.argv(*args)
+        try:
+            return await self.runner(argv, input=input)
+        except FileNotFoundError as exc:
+            raise TmuxError("tmux is not installed (no 'tmux' on PATH)", argv) from exc
+
+    async def _check(self, *args: str, what: str, input: bytes | None = None) -> Completed:
+        done = await self._call(*args, input=input)
+        if not done.ok:
+            raise TmuxError(f"{what} failed: {done.stderr.strip() or f'exit status {done.returncode}'}",
+                            done.argv, done.returncode, done.stderr)
+        return done
+
+    async def new_session(self, name: str, cwd: str, command: str, *, width: int = 200,
+                          height: int = 50, env: Mapping[str, str] | None = None) -> None:
+        """Create detached session ``name`` running ``command`` (through tmux's default shell, so a
+        command line with arguments works) in ``cwd``."""
+        args: list[str] = []
+        if self.socket is not None:
+            args += ["start-server", ";", "set-option", "-g", "history-limit", str(self.history_limit),
+                     ";"]
+        args += ["new-session", "-d", "-s", name, "-c", cwd, "-x", str(width), "-y", str(height)]
+        for key, value in (env or {}).items():
+            args += ["-e", f"{key}={value}"]
+        args += [command, ";", "set-option", "-w", "-t", f"={name}:", "remain-on-exit", "on"]
+        await self._check(*args, what=f"tmux new-session {name!r}")
+
+    async def has_session(self, name: str) -> bool:
+        """True if session ``name`` exists (False also when the server is not running)."""
+        return (await self._call("has-session", "-t", f"={name}")).ok
+
+    async def list_sessions(self) -> set[str]:
+        """Names of the server's sessions (empty when the server is not running)."""
+        done = await self._call("list-sessions", "-F", "#{session_name}")
+        return set(done.stdout.split("\n")) - {""} if done.ok else set()
+
+    async def pane_state(self, name: str) -> PaneState | None:
+        """The state of the session's pane, or None when the session (or the server) is gone."""
+        done = await self._call("display-message", "-p", "-t", f"={name}:",
+                                "#{pane_dead}\t#{pane_dead_status}\t#{pane_pid}\t#{pane_current_command}")
+        if not done.ok:
+            return None
+        dead, status, pid, command = (done.stdout.rstrip("\n").split("\t") + ["", "", "", ""])[:4]
+        return PaneState(dead == "1", int(status) if status.lstrip("-").isdigit() else None,
+                         int(pid) if pid.isdigit() else None, command)
+
+    async def capture(self, name: str, *, full_history: bool = False, escapes: bool = True) -> str:
+        """The pane's text (wrapped lines joined); the whole scroll-back with ``full_history``."""
+        args = ["capture-pane", "-p", "-J", "-t", f"={name}:"]
+        if escapes:
+            args.insert(2, "-e")
+        if full_history:
+            args += ["-S", "-", "-E", "-"]
+        return (await self._check(*args, what=f"capture-pane of session {name!r}")).stdout
+
+    async def paste(self, name: str, text: str, *, enter: bool = True) -> None:
+        """Paste ``text`` into the pane (``load-buffer`` + ``paste-buffer -p``: bracketed paste when the
+        program asked for it, so a long or multi-line prompt arrives as one), then press Enter as a
+        separate key so the paste cannot swallow it."""
+        buffer = f"squadnb-{uuid.uuid4().hex}"
+        await self._check("load-buffer", "-b", buffer, "-", input=text.encode(),
+                          what=f"load-buffer for session {name!r}")
+        await self._check("paste-buffer", "-p", "-d", "-b", buffer, "-t", f"={name}:",
+                          what=f"paste-buffer into session {name!r}")
+        if enter:
+            await self.send_keys(name, "Enter")
+
+    async def send_keys(self, name: str, *keys: str) -> None:
+        """Send tmux key names (``Enter``, ``C-c``) to the pane."""
+        await self._check("send-keys", "-t", f"={name}:", *keys, what=f"send-keys to session {name!r}")
+
+    async def kill_session(self, name: str) -> bool:
+        """Kill session ``name``; False if it did not exist (or the server is gone)."""
+        if not await self.has_session(name):
+            return False
+        done = await self._call("kill-session", "-t", f"={name}")
+        if not done.ok and await self.has_session(name):
+            raise TmuxError(f"kill-session {name!r} failed: {done.stderr.strip()}", done.argv,
+                            done.returncode, done.stderr)
+        return True
+
+    async def kill_server(self) -> None:
+        """Kill this private server (no-op if it is not running). Refuses the default server."""
+        if self.socket is None:
+            raise TmuxError("refusing to kill the default tmux server (it holds the user's sessions)")
+        await self._call("kill-server")
