@@ -1,0 +1,46 @@
+"""Fixtures of the notebook-layer tests: a squad of real, started demo agents."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from squadnb._loop import run_sync
+
+
+def _wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    """``wait_for(check, timeout, what)``: poll ``check`` until it is true, fail at the deadline."""
+    return _wait_for
+
+
+@pytest.fixture
+def started(squad) -> Callable[[int], list[Any]]:
+    """``started(n)``: create and start ``n`` demo instances ``nb-0`` … in ``squad``."""
+
+    def make(n: int) -> list[Any]:
+        instances = [squad.new(f"nb-{i}") for i in range(n)]
+
+        async def start_all() -> None:
+            await asyncio.gather(*(inst.astart() for inst in instances))
+
+        run_sync(start_all())
+        return instances
+
+    return make
