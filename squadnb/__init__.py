@@ -58,6 +58,10 @@ _EXPORTS: dict[str, str] = {
     "BatchPromptOperation": "squadnb.ops",
     "BatchResumeOperation": "squadnb.ops",
     "BatchStartOperation": "squadnb.ops",
+    # notebook layer
+    "BatchForm": "squadnb.notebook.form",
+    "StatusView": "squadnb.notebook.watch",
+    "watch": "squadnb.notebook.watch",
 }
 
 __all__ = sorted(_EXPORTS)
