@@ -162,13 +162,13 @@ class Instance:
                 exc.args = (f"{prefix}{action} failed: {message}", *exc.args[1:])
             raise
 
-    def _require(self, action: str, *, started: bool = True, paused: bool | None = False) -> None:
+    def _require(self, *, started: bool = True, paused: bool | None = False) -> None:
         if started and not self.started:
-            raise InvalidState(f"instance {self.title!r}: cannot {action}: it is not started")
+            raise InvalidState("it is not started")
         if paused is True and not self.paused:
-            raise InvalidState(f"instance {self.title!r}: cannot {action}: it is not paused")
+            raise InvalidState("it is not paused")
         if paused is False and self.paused:
-            raise InvalidState(f"instance {self.title!r}: cannot {action}: it is paused")
+            raise InvalidState("it is paused")
 
     # ------------------------------------------------------------------ start
     def start(self, first_time_setup: bool = True) -> None:
@@ -262,10 +262,11 @@ class Instance:
                 state = await tmux.pane_state(name)
                 if state is None or state.dead:
                     status = state.exit_status if state else None
-                    text = await tmux.capture(name, escapes=False) if state else ""
+                    text = (await tmux.capture(name, full_history=True, escapes=False)
+                            if state else "")
                     last = next((ln.strip() for ln in reversed(text.splitlines())
                                  if ln.strip() and not ln.startswith("Pane is dead")), "")
-                    raise ProgramExited(f"program {program!r} exited at start with exit status "
+                    raise ProgramExited(f"program '{program}' exited at start with exit status "
                                         f"{status}" + (f": {last}" if last else ""), program, status)
                 now = loop.time()
                 if (await tmux.capture(name, escapes=False)).strip():
@@ -283,6 +284,7 @@ class Instance:
 
     async def _undo_setup(self, repo: str, worktree: str, created_branch: str | None) -> None:
         await self.squad.git.remove_worktree(repo, worktree)
+        await asyncio.to_thread(self.squad.remove_empty_parents, worktree)
         if created_branch is not None:
             await self.squad.git.delete_branch(repo, created_branch)
 
@@ -301,7 +303,7 @@ class Instance:
         """
         async with self._lock:
             with self._failing("pause"):
-                self._require("pause")
+                self._require()
                 git, tmux = self.squad.git, self.squad.tmux
                 await self._save_history()
                 await tmux.kill_session(self.session_name)
@@ -349,7 +351,7 @@ class Instance:
         """
         async with self._lock:
             with self._failing("resume"):
-                self._require("resume", paused=True)
+                self._require(paused=True)
                 git = self.squad.git
                 where = await git.checked_out_at(self.repo_path, self.branch)
                 if where is not None:
@@ -386,7 +388,6 @@ class Instance:
                             raise BranchCheckedOut(f"branch {self.branch!r} is checked out in the "
                                                    f"worktree at {where}")
                     await self._teardown(delete_branch=not self.is_existing_branch)
-                    await asyncio.to_thread(self.squad.remove_empty_parents, self.worktree_path)
                 self.squad._forget(self)
                 self.status = Status.DEAD
 
@@ -402,6 +403,7 @@ class Instance:
                 await step
             except SessionError as exc:
                 errors.append(exc)
+        await asyncio.to_thread(self.squad.remove_empty_parents, self.worktree_path)
         if errors:
             for other in errors[1:]:
                 errors[0].add_note(str(other))
@@ -422,7 +424,7 @@ class Instance:
             raise ValueError(f"instance {self.title!r}: the prompt is empty")
         async with self._lock:
             with self._failing("send prompt"):
-                self._require("send a prompt")
+                self._require()
                 await self._send(text, self.squad.ready_timeout if timeout is None else timeout)
 
     async def _send(self, text: str, timeout: float) -> None:

@@ -1,0 +1,221 @@
+"""Real lifecycles of demo agents: real git worktrees in temp repositories, real tmux on the test run's
+private socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from session_helpers import branches, git, tmux_sessions, wait_for
+
+from squadnb._loop import run_sync
+from squadnb.session import Squad, Status
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)$")
+
+
+def output_files(instance) -> list[str]:
+    out = Path(instance.worktree_path) / "demo-output"
+    return sorted(p.name for p in out.glob("*.txt")) if out.is_dir() else []
+
+
+def test_full_lifecycle_of_one_instance(squad: Squad, git_repo: Path, tmux_socket: str) -> None:
+    inst = squad.new("fix login")
+    assert inst.status is Status.NEW and not inst.started
+    inst.start()
+    assert inst.status is Status.RUNNING and inst.started and not inst.paused
+    assert inst.branch == "test/fix-login"
+    assert inst.base_commit_sha == git(git_repo, "rev-parse", "HEAD").strip()
+    assert inst.session_name == "squadnb_fix_login" and inst.session_name in tmux_sessions(tmux_socket)
+    assert Path(inst.worktree_path).parent == squad.worktrees_dir / "test"
+    assert (Path(inst.worktree_path) / "file0.txt").read_text() == "line 0\n"  # checked out
+
+    inst.send_prompt("write the fix")
+    wait_for(lambda: output_files(inst) == ["1.txt"], what="the demo agent's output file")
+    wait_for(lambda: "done: write the fix" in inst.preview(), what="the agent to finish")
+    (Path(inst.worktree_path) / "file0.txt").write_text("changed\n")
+    stats = inst.diff_stats()
+    assert (stats.added, stats.removed) == (2, 1)  # the untracked output file counts
+    assert "demo-output/1.txt" in stats.content
+    assert git(inst.worktree_path, "status", "--porcelain").count("??") == 1  # index not touched
+
+    inst.pause()
+    assert inst.status is Status.PAUSED and not Path(inst.worktree_path).exists()
+    assert inst.session_name not in tmux_sessions(tmux_socket)
+    assert inst.branch in branches(git_repo)
+    message = git(git_repo, "log", "-1", "--format=%s", inst.branch).strip()
+    assert re.fullmatch(r"\[claudesquad\] update from 'fix login' on .+ \(paused\)", message)
+    assert set(git(git_repo, "show", "--name-only", "--format=", inst.branch).split()) == {
+        "demo-output/1.txt", "file0.txt"}
+    logs = list(squad.logs_dir.glob("squadnb_fix_login_*.log"))
+    assert len(logs) == 1 and "done: write the fix" in logs[0].read_text()
+    assert inst.diff_stats() == stats  # paused: the last stats are kept
+    assert inst.worktree_path not in git(git_repo, "worktree", "list", "--porcelain")
+
+    inst.resume()
+    assert inst.status is Status.RUNNING and Path(inst.worktree_path).is_dir()
+    wait_for(lambda: "continuing after 1 earlier prompt(s)" in inst.preview(),
+             what="the agent to restart with --continue")
+    assert output_files(inst) == ["1.txt"]
+    inst.send_prompt("second")
+    wait_for(lambda: output_files(inst) == ["1.txt", "2.txt"], what="the second output")
+
+    worktree = inst.worktree_path
+    inst.kill()
+    assert not Path(worktree).exists() and inst.branch not in branches(git_repo)
+    assert inst.session_name not in tmux_sessions(tmux_socket)
+    assert "fix login" not in squad and len(squad) == 0
+    assert list(squad.worktrees_dir.iterdir()) == []
+    assert json.loads((squad.home / "state.json").read_text())["instances"] == []
+
+
+def test_status_from_the_pane(squad: Squad) -> None:
+    inst = squad.new("status")
+    inst.start()
+    wait_for(lambda: inst.refresh_status() is Status.READY, what="READY")
+    inst.send_prompt("!ask permission")
+    wait_for(lambda: inst.refresh_status() is Status.NEEDS_INPUT, what="NEEDS_INPUT")
+    assert json.loads((squad.home / "state.json").read_text())["instances"][0]["status"] == 1
+    run_sync(squad.tmux.send_keys(inst.session_name, "y", "Enter"))
+    wait_for(lambda: output_files(inst) == ["1.txt"], what="the allowed action")
+    wait_for(lambda: inst.refresh_status() is Status.READY, what="READY again")
+    inst.send_prompt("exit 5")
+    wait_for(lambda: inst.refresh_status() is Status.DEAD, what="DEAD")
+    assert inst.exit_status == 5 and not inst.tmux_alive()
+    inst.kill()
+
+
+def test_several_instances_start_concurrently_and_go_through_the_lifecycle(
+        squad: Squad, git_repo: Path, tmux_socket: str) -> None:
+    titles = [f"agent {i}" for i in range(10)]
+    instances = [squad.new(t) for t in titles]
+
+    async def all_of(method: str, *args: object) -> None:
+        import asyncio
+        await asyncio.gather(*(getattr(inst, method)(*args) for inst in instances))
+
+    run_sync(all_of("astart"))
+    assert {i.session_name for i in instances} <= tmux_sessions(tmux_socket)
+    assert [i.title for i in squad.instances] == titles
+    run_sync(all_of("asend_prompt", "work"))
+    for inst in instances:
+        wait_for(lambda inst=inst: output_files(inst) == ["1.txt"], what=f"{inst.title}'s output")
+    run_sync(all_of("apause"))
+    assert all(i.status is Status.PAUSED for i in instances)
+    assert squad.select(status="paused") == instances
+    state = json.loads((squad.home / "state.json").read_text())
+    assert [e["status"] for e in state["instances"]] == [3] * 10
+    run_sync(all_of("aresume"))
+    assert squad.select(status=[Status.RUNNING, "ready"]) == instances
+    run_sync(all_of("akill"))
+    assert branches(git_repo) == {"main"} and len(squad) == 0
+    assert not tmux_sessions(tmux_socket) & {i.session_name for i in instances}
+
+
+def test_state_files_use_claude_squads_schema(squad: Squad) -> None:
+    pending = squad.new("pending one", prompt="hello")
+    started = squad.new("started one")
+    started.start()
+    state = json.loads((squad.home / "state.json").read_text())
+    assert set(state) == {"help_screens_seen", "instances"}
+    (entry,) = state["instances"]
+    assert set(entry) == {"title", "path", "branch", "status", "height", "width", "created_at",
+                          "updated_at", "auto_yes", "program", "worktree", "diff_stats"}
+    assert entry["title"] == "started one" and entry["status"] in (0, 1)
+    assert RFC3339.match(entry["created_at"]) and RFC3339.match(entry["updated_at"])
+    assert datetime.fromisoformat(entry["created_at"]).tzinfo is not None
+    assert set(entry["worktree"]) == {"repo_path", "worktree_path", "session_name", "branch_name",
+                                      "base_commit_sha", "is_existing_branch"}
+    assert entry["worktree"]["session_name"] == "started one"
+    assert entry["worktree"]["is_existing_branch"] is False
+    assert set(entry["diff_stats"]) == {"added", "removed", "content"}
+    waiting = json.loads((squad.home / "pending.json").read_text())["instances"]
+    assert [(e["title"], e["prompt"]) for e in waiting] == [("pending one", "hello")]
+    config = json.loads((squad.home / "config.json").read_text())
+    assert set(config) >= {"default_program", "auto_yes", "daemon_poll_interval", "branch_prefix",
+                           "profiles"}
+    # a fresh Squad loads both without touching tmux, and the prompt is sent after start
+    again = Squad(home=squad.home, repo=squad.repo, tmux_socket=squad.tmux_socket)
+    assert again["started one"].status in (Status.RUNNING, Status.READY)
+    assert again["pending one"].status is Status.NEW and again["pending one"].prompt == "hello"
+    again["pending one"].start()
+    wait_for(lambda: output_files(again["pending one"]) == ["1.txt"], what="the stored prompt")
+    assert [e["title"] for e in json.loads((squad.home / "state.json").read_text())["instances"]] == [
+        "started one", "pending one"]
+    assert json.loads((squad.home / "pending.json").read_text())["instances"] == []
+
+
+def test_two_squads_on_one_home_keep_each_others_writes(squad: Squad) -> None:
+    other = Squad(home=squad.home, repo=squad.repo, program=squad.program,
+                  tmux_socket=squad.tmux_socket)
+    a = squad.new("from one")
+    b = other.new("from two")
+    run_sync(_gather(a.astart(), b.astart()))
+    titles = [e["title"] for e in json.loads((squad.home / "state.json").read_text())["instances"]]
+    assert sorted(titles) == ["from one", "from two"]
+    squad.refresh()
+    assert "from two" in squad
+    a.pause()
+    other.refresh()
+    assert other["from one"].status is Status.PAUSED
+    b.kill()
+    squad.refresh()
+    assert "from two" not in squad and "from one" in squad
+
+
+async def _gather(*coros):
+    import asyncio
+    return await asyncio.gather(*coros)
+
+
+def test_existing_branch_is_used_and_never_deleted(squad: Squad, git_repo: Path) -> None:
+    git(git_repo, "branch", "mine")
+    inst = squad.new("on mine", branch="mine")
+    inst.start()
+    assert inst.branch == "mine" and inst.is_existing_branch
+    inst.send_prompt("x")
+    wait_for(lambda: output_files(inst) == ["1.txt"], what="output")
+    assert inst.has_unsaved_work()
+    inst.pause()
+    assert inst.has_unsaved_work()  # the pause commit is not in main
+    inst.resume()
+    inst.kill()
+    assert "mine" in branches(git_repo)
+
+
+def test_a_generated_branch_name_that_exists_is_not_reused(squad: Squad, git_repo: Path) -> None:
+    git(git_repo, "branch", "test/taken")
+    inst = squad.new("taken")
+    inst.start()
+    assert inst.branch.startswith("test/taken-") and not inst.is_existing_branch
+    inst.kill()
+    assert branches(git_repo) == {"main", "test/taken"}
+
+
+def test_claude_squad_flavour_uses_its_names_and_home(tmp_path: Path, git_repo: Path,
+                                                      tmux_socket: str) -> None:
+    from squadnb.agents import demo_program
+
+    cs = Squad.claude_squad(home=tmp_path / "cs", repo=git_repo, tmux_socket=tmux_socket)
+    assert cs.program == "claude"  # claude-squad's default program
+    inst = cs.new("My Task.v2", program=demo_program(0.1))
+    inst.start()
+    assert inst.session_name == "claudesquad_MyTask_v2"
+    assert "claudesquad_MyTask_v2" in tmux_sessions(tmux_socket)
+    entry = json.loads((tmp_path / "cs" / "state.json").read_text())["instances"][0]
+    assert entry["worktree"]["session_name"] == "My Task.v2"
+    inst.kill()
+
+
+def test_import_squadnb_stays_light() -> None:
+    code = ("import sys, squadnb, squadnb.session, squadnb.ops, squadnb.agents.demo; "
+            "heavy = {'pandas', 'tqdm', 'ipywidgets', 'matplotlib'} & set(sys.modules); "
+            "print(sorted(heavy))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ})
+    assert done.stdout.strip() == "[]"
