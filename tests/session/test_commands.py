@@ -1,0 +1,111 @@
+"""Exact command lines (through an injected runner), names, and the pinned on-disk status table."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Mapping, Sequence
+
+import pytest
+
+from squadnb.errors import TmuxError
+from squadnb.session import Status
+from squadnb.session._programs import profile_for, with_continue
+from squadnb.session._run import Completed, run_command
+from squadnb.session.git import Git
+from squadnb.session.instance import branch_name
+from squadnb.session.tmux import Tmux, claude_squad_session_name, squadnb_session_name
+
+
+class Recorder:
+    def __init__(self, stdout: str = "", returncode: int = 0) -> None:
+        self.calls: list[list[str]] = []
+        self.stdout, self.returncode = stdout, returncode
+
+    async def __call__(self, argv: Sequence[str], *, cwd: str | None = None,
+                       env: Mapping[str, str] | None = None, input: bytes | None = None) -> Completed:
+        self.calls.append(list(argv))
+        return Completed(tuple(argv), self.returncode, self.stdout, "")
+
+
+def test_status_integers_are_claude_squads() -> None:
+    assert {s.name: int(s) for s in Status} == {"RUNNING": 0, "READY": 1, "LOADING": 2, "PAUSED": 3,
+                                                "DEAD": 4, "NEEDS_INPUT": 5, "NEW": 6}
+    assert [s.to_disk() for s in Status] == [0, 1, 2, 3, 1, 1, 1]
+
+
+def test_tmux_targets_are_exact_and_the_private_server_ignores_the_user_config() -> None:
+    rec = Recorder()
+    tmux = Tmux("sock", runner=rec)
+    asyncio.run(tmux.new_session("squadnb_a", "/wt", "claude", env={"K": "V"}))
+    asyncio.run(tmux.kill_session("squadnb_a"))
+    asyncio.run(tmux.paste("squadnb_a", "hello"))
+    assert rec.calls[0] == [
+        "tmux", "-f", "/dev/null", "-L", "sock", "start-server", ";", "set-option", "-g",
+        "history-limit", "50000", ";", "new-session", "-d", "-s", "squadnb_a", "-c", "/wt", "-x",
+        "200", "-y", "50", "-e", "K=V", "claude", ";", "set-option", "-w", "-t", "=squadnb_a:",
+        "remain-on-exit", "on"]
+    assert rec.calls[1][-3:] == ["has-session", "-t", "=squadnb_a"]
+    assert rec.calls[2][-3:] == ["kill-session", "-t", "=squadnb_a"]
+    load, paste, enter = rec.calls[3:6]
+    assert load[5:8] == ["load-buffer", "-b", load[7]] and load[-1] == "-"
+    assert paste[5:] == ["paste-buffer", "-p", "-d", "-b", load[7], "-t", "=squadnb_a:"]
+    assert enter[5:] == ["send-keys", "-t", "=squadnb_a:", "Enter"]
+    default = Tmux(None, runner=rec)
+    asyncio.run(default.has_session("claudesquad_x"))
+    assert rec.calls[-1] == ["tmux", "has-session", "-t", "=claudesquad_x"]
+    with pytest.raises(TmuxError, match="refusing to kill the default tmux server"):
+        asyncio.run(default.kill_server())
+
+
+def test_worktree_add_holds_the_lock_only_for_the_no_checkout_step() -> None:
+    rec = Recorder()
+    git = Git(runner=rec)
+    asyncio.run(git.add_worktree("/repo", "/wt", "b", new_from="abc"))
+    assert rec.calls == [
+        ["git", "-C", "/repo", "worktree", "add", "--no-checkout", "--quiet", "-b", "b", "/wt", "abc"],
+        ["git", "-C", "/wt", "reset", "--hard", "--quiet"]]
+
+
+def test_a_cancelled_command_is_killed() -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        task = asyncio.create_task(run_command(["sleep", "30"]))
+        await asyncio.sleep(0.2)
+        begun = loop.time()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return loop.time() - begun
+    assert asyncio.run(main()) < 5
+
+
+@pytest.mark.parametrize("title, name", [
+    ("fix login", "squadnb_fix_login"), ("a:b.c/d", "squadnb_a_b_c_d"), ("é", "squadnb__")])
+def test_squadnb_session_names_are_safe_for_tmux(title: str, name: str) -> None:
+    assert squadnb_session_name(title) == name
+
+
+def test_claude_squad_session_names() -> None:
+    assert claude_squad_session_name("a sd f . . asdf") == "claudesquad_asdf__asdf"
+    assert claude_squad_session_name("a:b") == "claudesquad_a_b"
+
+
+@pytest.mark.parametrize("prefix, title, branch", [
+    ("alice/", "Fix Login", "alice/fix-login"), ("alice/", "feature!@#", "alice/feature"),
+    ("alice/", "v1.2 fix", "alice/v1.2-fix"), ("alice/", "a/b", "alice/a/b"),
+    ("alice/", "a..b", "alice/a.b"), ("alice/", ".x", "alice/x"), ("alice/", "x.lock", "alice/x"),
+    ("alice/", "a//b", "alice/a/b"), ("", "Task", "task"),
+    ("alice/", "修正", "alice/t-" + __import__("hashlib").sha1("修正".encode()).hexdigest()[:8])])
+def test_branch_names(prefix: str, title: str, branch: str) -> None:
+    assert branch_name(prefix, title) == branch
+
+
+def test_program_profiles_match_the_basename() -> None:
+    assert profile_for("/usr/local/bin/claude").name == "claude"
+    assert profile_for("claude --model x").name == "claude"
+    assert profile_for("aider --model x").name == "aider"
+    assert profile_for("gemini").name == "gemini"
+    assert profile_for("codex").name == "other"
+    assert with_continue("/opt/claude") == "/opt/claude --continue"
+    assert with_continue("claude --continue") == "claude --continue"
+    assert with_continue("codex") == "codex"
