@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,17 @@ def _wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "cond
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+@pytest.fixture
+def has_session(tmux_socket: str) -> Callable[[Any], bool]:
+    """``has_session(instance)``: does the instance's tmux session exist (``tmux has-session``)?"""
+
+    def check(instance: Any) -> bool:
+        return subprocess.run(["tmux", "-L", tmux_socket, "has-session", "-t",
+                               f"={instance.session_name}"], capture_output=True).returncode == 0
+
+    return check
 
 
 @pytest.fixture

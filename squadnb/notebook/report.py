@@ -1,0 +1,132 @@
+"""Reporting on batch runs: a timeline plot, a per-operation summary, CSV and HTML exports.
+
+Every function takes one :class:`~squadnb.PartialResult` or a list of them (the steps of an
+:class:`~squadnb.OperationChain`) and builds on ``PartialResult.to_dataframe()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["STATUS_COLOURS", "frame", "summarize", "timeline", "to_csv", "to_html"]
+
+#: Colour of each result status in :func:`timeline` (matplotlib colour names).
+STATUS_COLOURS: dict[str, str] = {
+    "succeeded": "tab:green",
+    "skipped": "tab:gray",
+    "failed": "tab:red",
+    "invalid": "tab:orange",
+    "timed out": "tab:purple",
+    "cancelled": "tab:brown",
+    "rolled back": "tab:blue",
+}
+_STATUSES = list(STATUS_COLOURS)
+
+
+def _steps(result_or_list: Any) -> list[Any]:
+    steps = list(result_or_list) if isinstance(result_or_list, Sequence) else [result_or_list]
+    for step in steps:
+        if not hasattr(step, "to_dataframe"):
+            raise TypeError(f"expected a PartialResult or a list of them, got {type(step).__name__}")
+    return steps
+
+
+def frame(result_or_list: Any) -> pd.DataFrame:
+    """All rows of ``to_dataframe()`` of each step, with a ``step`` column (0 for a single result),
+    an ``end_time`` column and ``seconds`` (``elapsed`` as float seconds)."""
+    parts = [step.to_dataframe().assign(step=i) for i, step in enumerate(_steps(result_or_list))]
+    if not parts:
+        raise ValueError("nothing to report: the list of results is empty")
+    df = pd.concat(parts, ignore_index=True)
+    df["end_time"] = df["start_time"] + df["elapsed"]
+    df["seconds"] = df["elapsed"].dt.total_seconds()
+    return df[["step", *[c for c in df.columns if c != "step"]]]
+
+
+def summarize(result_or_list: Any) -> pd.DataFrame:
+    """One row per operation (in order of first appearance): ``total``, a count column per status
+    that occurs (in the order of :data:`STATUS_COLOURS`), ``success_rate`` (percent of the instances
+    that ran, as ``PartialResult.success_rate``; NaN when none ran), ``mean_seconds`` and
+    ``max_seconds`` (over the instances that ran)."""
+    df = frame(result_or_list)
+    ops = list(dict.fromkeys(df["operation"]))
+    grouped = df.groupby("operation", sort=False)
+    counts = pd.crosstab(df["operation"], df["status"]).reindex(index=ops)
+    counts = counts[[s for s in _STATUSES if s in counts.columns]]
+    ran = df["ok"].notna()
+    ok = df["ok"].fillna(False).astype(bool)
+    summary = pd.DataFrame({"total": grouped.size()}).reindex(ops).join(counts)
+    summary["success_rate"] = (ok.groupby(df["operation"]).sum()
+                               / ran.groupby(df["operation"]).sum() * 100).reindex(ops)
+    summary["mean_seconds"] = grouped["seconds"].mean().reindex(ops)
+    summary["max_seconds"] = grouped["seconds"].max().reindex(ops)
+    summary.columns.name = None
+    return summary
+
+
+def timeline(result_or_list: Any, ax: Any = None) -> Any:
+    """Draw one horizontal bar per instance (and step) from its start to its end, coloured by
+    status; time in seconds from the first start. The steps of a chain share the instance's row and
+    are labelled with their operation. Instances that never started get a row and no bar.
+
+    Returns the matplotlib ``Axes`` (a new figure's when ``ax`` is None). Needs matplotlib (the
+    ``plot`` extra): ``ImportError`` with the install command otherwise.
+    """
+    try:
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
+    except ImportError as exc:
+        raise ImportError("timeline() needs matplotlib: pip install 'squadnb[plot]'") from exc
+    df = frame(result_or_list)
+    rows = list(dict.fromkeys(df["instance"]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.2))
+    origin = df["start_time"].min()
+    ran = df[df["start_time"].notna()]
+    left = (ran["start_time"] - origin).dt.total_seconds()
+    bars = ax.barh([rows.index(name) for name in ran["instance"]], ran["seconds"].fillna(0.0),
+                   left=left, color=[STATUS_COLOURS.get(s, "black") for s in ran["status"]],
+                   edgecolor="white", height=0.6)
+    if df["step"].nunique() > 1:
+        ax.bar_label(bars, labels=list(ran["operation"]), label_type="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), labels=rows)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the first start")
+    ax.set_title(" → ".join(dict.fromkeys(df["operation"])))
+    present = [s for s in _STATUSES if s in set(df["status"])]
+    ax.legend(handles=[Patch(color=STATUS_COLOURS[s], label=s) for s in present],
+              loc="lower right", fontsize=8)
+    return ax
+
+
+def _failure_style(row: pd.Series) -> list[str]:
+    failed = pd.notna(row["ok"]) and not row["ok"]
+    return ["background-color:#f8d7da" if failed else ""] * len(row)
+
+
+def to_csv(result_or_list: Any, path: str | Path) -> Path:
+    """Write :func:`frame` to ``path`` as CSV (``elapsed`` as ``seconds``; times in ISO 8601 UTC)
+    and return the path. ``pandas.read_csv(path)`` reads it back."""
+    path = Path(path)
+    frame(result_or_list).drop(columns=["elapsed"]).to_csv(path, index=False)
+    return path
+
+
+def to_html(result_or_list: Any, path: str | Path) -> Path:
+    """Write a standalone HTML page to ``path``: the :func:`summarize` table, then every row of
+    :func:`frame`, failures coloured; return the path."""
+    path = Path(path)
+    summary = summarize(result_or_list).style.format(precision=2).set_uuid("summary")
+    rows = (frame(result_or_list).drop(columns=["elapsed"]).style
+            .apply(_failure_style, axis=1)
+            .format(precision=3).hide(axis="index").set_uuid("rows"))
+    path.write_text(
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>squadnb batch report</title>"
+        "</head><body>\n<h1>squadnb batch report</h1>\n<h2>Summary</h2>\n" + summary.to_html()
+        + "\n<h2>Instances</h2>\n" + rows.to_html() + "\n</body></html>\n",
+        encoding="utf-8")
+    return path

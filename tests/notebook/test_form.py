@@ -1,0 +1,188 @@
+"""BatchForm driven headlessly (``.value`` and ``.click()``) against real tmux sessions and git
+worktrees of demo agents."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from squadnb import ConditionalOperation, Operation, RolledBack, Status
+from squadnb.notebook import BatchForm
+
+
+def table_html(form: BatchForm) -> str:
+    return form.output.outputs[0]["data"]["text/html"]
+
+
+def test_selection_filter_and_count(squad, started):
+    started(3)
+    squad["nb-2"].pause()
+    form = BatchForm(squad)
+    assert form.selection_count.value == "0 selected of 3 shown (3 in the squad)"
+    form.instances.value = ("nb-0", "nb-2")
+    assert form.selection_count.value.startswith("2 selected of 3")
+    form.status_filter.value = "paused"
+    assert [value for _, value in form.instances.options] == ["nb-2"]
+    assert form.instances.value == ("nb-2",)
+    assert form.selection_count.value == "1 selected of 1 shown (3 in the squad)"
+    form.status_filter.value = ""
+    form.select_all_button.click()
+    assert form.instances.value == ("nb-0", "nb-1", "nb-2")
+
+
+def test_run_pause_on_the_selection(squad, started, has_session):
+    started(3)
+    form = BatchForm(squad)
+    form.instances.value = ("nb-0", "nb-1")
+    form.operation.value = "Pause"
+    form.run_button.click()
+    result = form.wait(120)
+    assert result.total == 2 and result.all_succeeded
+    assert form.progress.value == 2 and form.progress.max == 2
+    assert form.progress.bar_style == "success"
+    html = table_html(form)
+    assert "nb-0" in html and "nb-1" in html and "nb-2" not in html
+    assert squad["nb-0"].status == Status.PAUSED and not has_session(squad["nb-0"])
+    assert not Path(squad["nb-1"].worktree_path).exists()
+    assert has_session(squad["nb-2"])
+    assert ("nb-0 (paused)", "nb-0") in form.instances.options
+    assert not form.run_button.disabled and form.cancel_button.disabled
+
+
+def test_prompt_needs_text_and_reaches_the_agents(squad, started, wait_for):
+    started(2)
+    form = BatchForm(squad)
+    form.operation.value = "Prompt"
+    assert form.prompt.layout.display == ""
+    form.select_all_button.click()
+    form.run_button.click()
+    assert "needs a prompt text" in form.message.value and form.last_result is None
+    form.prompt.value = "write the docs"
+    form.run_button.click()
+    result = form.wait(120)
+    assert result.all_succeeded, result.error()
+    for inst in squad.instances:
+        wait_for(lambda: list(Path(inst.worktree_path, "demo-output").glob("*.txt")), 30,
+                 f"the demo agent of {inst.title} to write its output")
+
+
+def test_kill_asks_for_confirmation_naming_the_count(squad, started, has_session):
+    started(3)
+    form = BatchForm(squad)
+    form.instances.value = ("nb-0", "nb-1")
+    form.operation.value = "Kill"
+    form.run_button.click()
+    assert form.confirm_box.layout.display == ""
+    assert "Kill 2 instances?" in form.confirm_label.value
+    assert form.last_result is None and form.run_button.disabled
+    form.back_button.click()
+    assert form.confirm_box.layout.display == "none" and not form.run_button.disabled
+    assert has_session(squad["nb-0"]) and has_session(squad["nb-1"])
+
+    form.run_button.click()
+    form.confirm_button.click()
+    result = form.wait(120)
+    assert result.total == 2 and result.all_succeeded
+    assert "nb-0" not in squad and "nb-1" not in squad and has_session(squad["nb-2"])
+    assert [value for _, value in form.instances.options] == ["nb-2"]
+
+
+class Nap(Operation):
+    """Sleeps far longer than the test waits: only a cancel ends it."""
+
+    name = "Nap"
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    async def execute(self, instance) -> None:
+        self.started += 1
+        await asyncio.sleep(600)
+
+
+def test_cancel_really_cancels(squad, started, wait_for):
+    started(3)
+    nap = Nap()
+    form = BatchForm(squad, operations=[nap])
+    form.select_all_button.click()
+    form.operation.value = "Nap"
+    form.concurrency.value = 1
+    begun = time.monotonic()
+    form.run_button.click()
+    assert not form.cancel_button.disabled and form.running
+    wait_for(lambda: nap.started == 1, 30, "the first Nap to start")
+    form.cancel_button.click()
+    result = form.wait(30)
+    assert time.monotonic() - begun < 30
+    assert [r.status for r in result.results] == ["cancelled"] * 3
+    assert [r.attempts for r in result.results] == [1, 0, 0]
+    assert nap.started == 1
+    assert form.progress.bar_style == "danger" and not form.retry_button.disabled
+
+
+def test_retry_failed_reruns_only_the_failed(squad, started):
+    started(3)
+    squad["nb-0"].pause()
+    form = BatchForm(squad)
+    form.select_all_button.click()
+    form.operation.value = "Pause"
+    form.run_button.click()
+    result = form.wait(120)
+    assert [r.status for r in result.results] == ["invalid", "succeeded", "succeeded"]
+    assert not form.retry_button.disabled
+    squad["nb-0"].resume()
+    form.retry_button.click()
+    retried = form.wait(120)
+    assert [r.instance.title for r in retried.results] == ["nb-0"]
+    assert retried.all_succeeded
+    assert all(inst.status == Status.PAUSED for inst in squad.instances)
+    assert form.retry_button.disabled
+
+
+def test_transaction_rolls_back_the_successes(squad, started, has_session):
+    started(3)
+    squad["nb-0"].pause()
+    form = BatchForm(squad)
+    form.select_all_button.click()
+    form.operation.value = "Pause"
+    form.transaction.value = True
+    form.run_button.click()
+    result = form.wait(180)
+    assert isinstance(form.last_error, RolledBack)
+    assert [r.status for r in result.results] == ["invalid", "rolled back", "rolled back"]
+    assert len(form.output.outputs) == 2  # the batch, then its rollback
+    assert "RolledBack" in form.message.value
+    assert has_session(squad["nb-1"]) and has_session(squad["nb-2"])
+    assert squad["nb-1"].status != Status.PAUSED and squad["nb-0"].status == Status.PAUSED
+
+
+def test_wrappers_retry_and_only_status(squad, started, has_session):
+    started(3)
+    squad["nb-1"].pause()
+    form = BatchForm(squad)
+    form.operation.value = "Resume"
+    form.retries.value = 2
+    form.retry_delay.value = 0.1
+    form.only_status.value = "paused"
+    op = form.build_operation()
+    assert isinstance(op, ConditionalOperation)
+    assert op.name == "Conditional(Retry(Resume))"
+    form.select_all_button.click()
+    form.run_button.click()
+    result = form.wait(120)
+    assert [r.status for r in result.results] == ["skipped", "succeeded", "skipped"]
+    assert has_session(squad["nb-1"]) and squad["nb-1"].status != Status.PAUSED
+
+
+def test_bad_input_runs_nothing(squad, started):
+    started(1)
+    form = BatchForm(squad)
+    form.operation.value = "Pause"
+    form.run_button.click()
+    assert "select at least one instance" in form.message.value
+    assert form.last_result is None and not form.running
+    with pytest.raises(ValueError, match="already taken"):
+        BatchForm(squad, operations=[Nap(), Nap()])
