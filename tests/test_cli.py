@@ -1,0 +1,415 @@
+"""The ``squadnb`` command, run as a user runs it: a subprocess (``python -m squadnb``) against real tmux
+(the test run's private socket) and real git repositories in temp dirs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pty
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import make_repo
+from squadnb.agents import demo_program
+from squadnb.errors import SquadError
+from squadnb.session.squad import Squad
+
+RECORD_FIELDS = ["title", "operation", "status", "error", "seconds", "attempts"]
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def poll(check: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
+    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def tmux_sessions(socket: str) -> set[str]:
+    done = subprocess.run(["tmux", "-L", socket, "list-sessions", "-F", "#{session_name}"],
+                          capture_output=True, text=True)
+    return set(done.stdout.split()) if done.returncode == 0 else set()
+
+
+def tmux_server_running(socket: str) -> bool:
+    return subprocess.run(["tmux", "-L", socket, "list-sessions"], capture_output=True).returncode == 0
+
+
+def branches(repo: Path) -> set[str]:
+    out = subprocess.run(["git", "-C", str(repo), "branch", "--format=%(refname:short)"],
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def worktrees(repo: Path) -> list[str]:
+    out = subprocess.run(["git", "-C", str(repo), "worktree", "list", "--porcelain"],
+                         capture_output=True, text=True, check=True).stdout
+    return [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("worktree ")][1:]
+
+
+def snapshot(home: Path, repo: Path, socket: str) -> tuple[object, ...]:
+    """Everything a command could change: the home's files, the repo's branches and worktrees, the
+    tmux sessions."""
+    files = {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()} \
+        if home.exists() else {}
+    return files, branches(repo), worktrees(repo), tmux_sessions(socket)
+
+
+class Cli:
+    """Runs ``python -m squadnb`` in ``repo`` with ``$SQUADNB_HOME`` at ``home``."""
+
+    def __init__(self, repo: Path, home: Path, socket: str, prefix: str) -> None:
+        self.repo, self.home, self.socket, self.prefix = repo, home, socket, prefix
+        self.env = dict(os.environ, SQUADNB_HOME=str(home))
+
+    def t(self, name: str) -> str:
+        """A title unique to this test (the tmux server is shared by the whole run)."""
+        return f"{self.prefix}-{name}"
+
+    def __call__(self, *args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "squadnb", *args], cwd=cwd or self.repo, env=self.env,
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = self(*args)
+        assert done.returncode == 0, f"squadnb {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def json(self, *args: str) -> list[dict]:
+        return json.loads(self.ok(*args, "--json").stdout)
+
+    def ls(self) -> dict[str, dict]:
+        return {row["title"]: row for row in self.json("ls")}
+
+    def state(self) -> dict[str, dict]:
+        path = self.home / "state.json"
+        if not path.exists():
+            return {}
+        return {i["title"]: i for i in json.loads(path.read_text())["instances"]}
+
+    def session(self, title: str) -> str:
+        return "squadnb_" + re.sub(r"[^A-Za-z0-9_-]", "_", title)
+
+    def started(self, *names: str) -> list[str]:
+        titles = [self.t(n) for n in names]
+        self.ok("new", *titles, "--program", demo_program())
+        self.ok("start", *titles)
+        return titles
+
+
+@pytest.fixture
+def cli(tmp_path: Path, tmux_socket: str, request: pytest.FixtureRequest) -> Iterator[Cli]:
+    repo = make_repo(tmp_path / "repo", files=2)
+    home = tmp_path / "home"
+    prefix = re.sub(r"[^a-z0-9]", "", request.node.name.lower().removeprefix("test_"))[:12]
+    yield Cli(repo, home, tmux_socket, prefix)
+    squad = Squad(home=home, repo=repo, tmux_socket=tmux_socket)
+    for instance in squad.instances:
+        try:
+            instance.kill()
+        except SquadError:
+            pass
+
+
+def assert_usage_error(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("squadnb: error: "), done.stderr
+    assert "Traceback" not in done.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+# -- the demo --------------------------------------------------------------------------------------
+
+
+def demo_socket(stdout: str) -> str:
+    match = re.search(r"^tmux socket: (\S+)$", stdout, re.MULTILINE)
+    assert match, stdout
+    return match.group(1)
+
+
+def test_demo_runs_the_lifecycle_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "squadnb", "demo", "--workdir", str(workdir)],
+                          capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = done.stdout.split("squadnb demo report", 1)[1]
+    for step, operation in [("start", "Start"), ("prompt", "SendPrompt"), ("work", "AwaitWork"),
+                            ("pause (transaction)", "Pause"), ("resume", "Resume"), ("kill", "Kill")]:
+        row = rf"^\s*{re.escape(step)}\s+{operation}\s+6\s+0\s+\d+\.\d\d$"
+        assert re.search(row, report, re.MULTILINE), (step, report)
+    assert "total:" in report
+    socket = demo_socket(done.stdout)
+    assert not tmux_server_running(socket)
+    assert not workdir.exists()
+    assert seconds < 120, f"the demo took {seconds:.1f}s"
+
+
+def test_demo_keep_leaves_a_reachable_squad(tmp_path: Path) -> None:
+    workdir = tmp_path / "kept"
+    done = subprocess.run([sys.executable, "-m", "squadnb", "demo", "-n", "2", "--keep", "--workdir",
+                           str(workdir)], capture_output=True, text=True, timeout=240,
+                          stdin=subprocess.DEVNULL)
+    socket = demo_socket(done.stdout)
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Kill" not in done.stdout.split("squadnb demo report", 1)[1]
+        assert f"tmux -L {socket} attach -t =squadnb_agent-1" in done.stdout
+        ls_line = next(line for line in done.stdout.splitlines() if line.strip().startswith("list:"))
+        ls_argv = ls_line.split(":", 1)[1].split()
+        assert ls_argv[0] == "squadnb"
+        listed = subprocess.run([sys.executable, "-m", "squadnb", *ls_argv[1:], "--json"],
+                                capture_output=True, text=True, timeout=60, check=True)
+        rows = json.loads(listed.stdout)
+        assert [row["title"] for row in rows] == ["agent-1", "agent-2"]
+        assert all(row["alive"] and row["status"] in ("running", "ready") for row in rows)
+        assert tmux_sessions(socket) == {"squadnb_agent-1", "squadnb_agent-2"}
+        assert len(worktrees(workdir / "repo")) == 2
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+
+
+def test_demo_interrupted_cleans_up(tmp_path: Path) -> None:
+    workdir = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "squadnb", "demo", "-n", "3", "--work-seconds", "20",
+                             "--workdir", str(workdir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        lines = []
+        for line in proc.stdout:  # the agents are now working on a 20 s prompt
+            lines.append(line)
+            if line.startswith("[3/6]"):
+                break
+        socket = demo_socket("".join(lines))
+        poll(lambda: len(tmux_sessions(socket)) == 3, what="the demo's agents")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "cleaned up" in out
+    assert not tmux_server_running(socket)
+    assert not workdir.exists()
+
+
+def test_demo_refuses_a_nonempty_workdir(tmp_path: Path) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("mine")
+    done = subprocess.run([sys.executable, "-m", "squadnb", "demo", "--workdir", str(tmp_path / "busy")],
+                          capture_output=True, text=True, timeout=60)
+    assert_usage_error(done, "--workdir")
+    assert (tmp_path / "busy" / "file").read_text() == "mine"
+
+
+# -- batch commands change the real state ----------------------------------------------------------
+
+
+def test_lifecycle_through_the_commands(cli: Cli) -> None:
+    a, b = cli.t("a"), cli.t("b")
+    cli.ok("new", a, b, "--program", demo_program())
+    assert {t: r["status"] for t, r in cli.ls().items()} == {a: "new", b: "new"}
+
+    done = cli.ok("start", a, b)
+    assert a in done.stdout and "Start: 2 succeeded of 2" in done.stdout
+    assert {cli.session(a), cli.session(b)} <= tmux_sessions(cli.socket)
+    assert set(cli.state()) == {a, b}
+    assert len(worktrees(cli.repo)) == 2
+
+    cli.ok("prompt", "write it down", a, b)
+    rows = poll(lambda: all(r["added"] for r in cli.json("diff", a, b)) and cli.json("diff", a, b),
+                what="the agents' work")
+    assert [r["title"] for r in rows] == [a, b]
+    poll(lambda: "done: write it down" in cli.ok("preview", a).stdout, what="the agent's answer")
+    listed = cli.ls()
+    assert listed[a]["alive"] and listed[a]["added"] > 0
+
+    cli.ok("pause", "--all")
+    assert {t: i["status"] for t, i in cli.state().items()} == {a: 3, b: 3}
+    assert worktrees(cli.repo) == []
+    assert branches(cli.repo) == {"main", listed[a]["branch"], listed[b]["branch"]}
+    assert cli.session(a) not in tmux_sessions(cli.socket)
+
+    cli.ok("resume", "--status", "paused")
+    assert all(i["status"] != 3 for i in cli.state().values())
+    assert len(worktrees(cli.repo)) == 2
+    assert cli.session(a) in tmux_sessions(cli.socket)
+
+    cli.ok("kill", "--all", "--force")
+    assert cli.state() == {}
+    assert worktrees(cli.repo) == []
+    assert branches(cli.repo) == {"main"}
+    assert not {cli.session(a), cli.session(b)} & tmux_sessions(cli.socket)
+    assert cli.ok("ls").stdout.strip() == "no instances"
+
+
+def test_json_records_are_complete(cli: Cli) -> None:
+    a, b = cli.started("a", "b")
+    records = cli.json("pause", a, b)
+    assert [r["title"] for r in records] == [a, b]
+    for record in records:
+        assert list(record) == RECORD_FIELDS
+        assert record["operation"] == "Pause" and record["status"] == "succeeded"
+        assert record["error"] is None and record["attempts"] == 1
+        assert isinstance(record["seconds"], float) and record["seconds"] > 0
+
+
+def test_csv_output(cli: Cli) -> None:
+    a, b = cli.started("a", "b")
+    rows = list(csv.DictReader(io.StringIO(cli.ok("pause", a, b, "--csv").stdout)))
+    assert [r["title"] for r in rows] == [a, b]
+    assert list(rows[0]) == RECORD_FIELDS
+    assert {r["status"] for r in rows} == {"succeeded"}
+    listed = list(csv.DictReader(io.StringIO(cli.ok("ls", "--csv").stdout)))
+    assert {r["title"]: r["status"] for r in listed} == {a: "paused", b: "paused"}
+
+
+def test_where_and_status_select_targets(cli: Cli) -> None:
+    a, b, c = cli.started("a", "b", "c")
+    cli.ok("pause", b)
+    assert [r["title"] for r in cli.json("ls", "--status", "paused")] == [b]
+    assert [r["title"] for r in cli.json("ls", "--where", f"title == '{c}'")] == [c]
+    records = cli.json("pause", "--where", "status != 'paused' and alive")
+    assert [r["title"] for r in records] == [a, c]
+    assert {t: i["status"] for t, i in cli.state().items()} == {a: 3, b: 3, c: 3}
+    records = cli.json("resume", "--status", "PAUSED", "--where", f"title != '{a}'")
+    assert [r["title"] for r in records] == [b, c]
+    assert {t: i["status"] == 3 for t, i in cli.state().items()} == {a: True, b: False, c: False}
+
+
+def test_transaction_failure_rolls_back(cli: Cli) -> None:
+    a, b, c = cli.started("a", "b", "c")
+    cli.ok("pause", c)
+    done = cli("pause", a, b, c, "--transaction", "--json")
+    assert done.returncode == 1, done.stderr
+    records = {r["title"]: r for r in json.loads(done.stdout)}
+    assert records[a]["status"] == records[b]["status"] == "rolled back"
+    assert records[c]["status"] == "invalid"
+    assert "rolled back" in done.stderr and done.stderr.startswith("squadnb: error: transaction failed")
+    state = cli.state()
+    assert state[a]["status"] != 3 and state[b]["status"] != 3 and state[c]["status"] == 3
+    assert {cli.session(a), cli.session(b)} <= tmux_sessions(cli.socket)
+    assert len(worktrees(cli.repo)) == 2
+
+
+def test_partial_failure_exits_1_and_retries_count_attempts(cli: Cli) -> None:
+    good, bad = cli.t("good"), cli.t("bad")
+    cli.ok("new", good, "--program", demo_program())
+    cli.ok("new", bad, "--program", "squadnb-no-such-program")
+    done = cli("start", good, bad, "--retries", "1", "--retry-delay", "0", "--json")
+    assert done.returncode == 1, done.stderr
+    records = {r["title"]: r for r in json.loads(done.stdout)}
+    assert records[good]["status"] == "succeeded" and records[good]["attempts"] == 1
+    assert records[bad]["status"] == "failed" and records[bad]["attempts"] == 2
+    assert "squadnb-no-such-program" in records[bad]["error"]
+    assert records[bad]["operation"] == "Retry(Start)"
+    assert set(cli.state()) == {good}
+    assert branches(cli.repo) == {"main", cli.ls()[good]["branch"]}
+
+
+def test_deadline_cancels_what_has_not_finished(cli: Cli) -> None:
+    (a,) = cli.started("a")
+    done = cli("diff", a, "--deadline", "0.000001", "--json")
+    assert done.returncode == 1
+    assert json.loads(done.stdout)[0]["status"] == "cancelled"
+
+
+# -- bad input: one line, exit 2, nothing changed -------------------------------------------------
+
+
+def test_bad_input_changes_nothing(cli: Cli, tmp_path: Path) -> None:
+    a, b = cli.started("a", "b")
+    cli.ok("pause", b)
+    not_a_repo = tmp_path / "plain"
+    not_a_repo.mkdir()
+    before = snapshot(cli.home, cli.repo, cli.socket)
+    cases = [
+        (("pause", cli.t("nosuch")), cli.t("nosuch")),
+        (("pause", a, cli.t("nosuch")), cli.t("nosuch")),
+        (("pause", "--where", "status == 'dead'"), "no instance matches"),
+        (("pause", "--where", "status ==="), "bad --where expression"),
+        (("pause", "--where", "nosuchcolumn > 0"), "bad --where expression"),
+        (("pause", "--status", "sleepy"), "unknown status"),
+        (("pause",), "no targets"),
+        (("kill",), "no targets"),
+        (("pause", "--all", a), "not both"),
+        (("preview", cli.t("nosuch")), cli.t("nosuch")),
+        (("new", a), "already exists"),
+        (("new", cli.t("x"), cli.t("x")), "more than once"),
+        (("new", cli.t("x"), "--repo", str(not_a_repo)), str(not_a_repo)),
+    ]
+    for argv, word in cases:
+        assert_usage_error(cli(*argv), word)
+        assert snapshot(cli.home, cli.repo, cli.socket) == before, argv
+    assert_usage_error(cli("new", cli.t("y"), cwd=not_a_repo))
+    assert snapshot(cli.home, cli.repo, cli.socket) == before
+
+
+def test_argparse_errors_exit_2(cli: Cli) -> None:
+    for argv in (("start", "--all", "--concurrency", "0"), ("frobnicate",), ("prompt",),
+                 ("ls", "--json", "--csv")):
+        done = cli(*argv)
+        assert done.returncode == 2 and re.search(r"^squadnb( \w+)?: error: ", done.stderr, re.M), argv
+    assert cli("--help").returncode == 0
+
+
+def test_kill_with_unsaved_work_needs_force(cli: Cli) -> None:
+    a, clean = cli.started("a", "clean")
+    worktree = Path(cli.ls()[a]["worktree"])
+    (worktree / "notes.txt").write_text("not committed\n")
+    done = cli("kill", a, clean)
+    assert_usage_error(done, repr(a), "--force")
+    assert repr(clean) not in done.stderr
+    assert set(cli.state()) == {a, clean}
+    assert cli.session(a) in tmux_sessions(cli.socket)
+
+    cli.ok("kill", clean)  # nothing to lose: no question asked
+    assert set(cli.state()) == {a}
+    cli.ok("kill", a, "--force")
+    assert cli.state() == {} and branches(cli.repo) == {"main"}
+
+
+def answer_on_a_terminal(cli: Cli, answer: str, *argv: str) -> tuple[int, str]:
+    """Run squadnb with a pty as stdin (a person at a terminal) and type ``answer``."""
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "squadnb", *argv], cwd=cli.repo, env=cli.env,
+                            stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(terminal)
+    try:
+        os.write(controller, answer.encode() + b"\n")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(controller)
+    return proc.returncode, err
+
+
+def test_kill_asks_on_a_terminal(cli: Cli) -> None:
+    (a,) = cli.started("a")
+    (Path(cli.ls()[a]["worktree"]) / "notes.txt").write_text("work\n")
+    cli.ok("pause", a)  # pause commits the file: the branch holds a commit HEAD does not (unmerged)
+    code, err = answer_on_a_terminal(cli, "n", "kill", a)
+    assert code == 2 and "Kill 1 instance(s)? [y/N]" in err and "nothing was killed" in err
+    assert set(cli.state()) == {a}
+    code, err = answer_on_a_terminal(cli, "y", "kill", a)
+    assert code == 0, err
+    assert cli.state() == {} and branches(cli.repo) == {"main"}
