@@ -209,6 +209,8 @@ class _Run:
         start = _now()
         deadline = None
         if self.deadline is not None:
+            if loop.time() >= self.deadline:
+                self.stop(_DEADLINE)
             deadline = loop.call_at(self.deadline, self.stop, _DEADLINE)
         self.workers = [_Worker(self) for _ in range(min(self.total, self.concurrency))]
         for worker in self.workers:
