@@ -148,11 +148,24 @@ def _summary(records: list[dict[str, Any]], seconds: float) -> str:
     return f"{operation}: {parts} of {len(records)} in {seconds:.1f}s"
 
 
+def _text(frame: pd.DataFrame, **formatters: Callable[[Any], str]) -> str:
+    """``frame`` as plain text with text columns left-aligned (pandas right-aligns every column):
+    their cells and header are padded to one width, so the right-alignment has nothing to move."""
+    frame = frame.copy()
+    labels = {}
+    for column in frame.columns:
+        if column not in formatters and not pd.api.types.is_numeric_dtype(frame[column]):
+            cells = ["" if v is None or v is pd.NA or v != v else str(v) for v in frame[column]]
+            width = max(len(str(column)), *map(len, cells)) if cells else len(str(column))
+            frame[column] = [cell.ljust(width) for cell in cells]
+            labels[column] = str(column).ljust(width)
+    return frame.rename(columns=labels).to_string(index=False, formatters=formatters)
+
+
 def _table(records: list[dict[str, Any]]) -> str:
     frame = pd.DataFrame(records).drop(columns=["content"], errors="ignore")
-    frame["error"] = frame["error"].map(lambda e: "" if e is None else _one_line(e))
-    return frame.to_string(index=False, max_colwidth=70, na_rep="",
-                           formatters={"seconds": "{:.2f}".format})
+    frame["error"] = frame["error"].map(lambda e: None if e is None else _one_line(e)[:100])
+    return _text(frame, seconds="{:.2f}".format)
 
 
 def _emit(args: argparse.Namespace, records: list[dict[str, Any]], seconds: float) -> None:
@@ -177,7 +190,7 @@ def _emit_frame(args: argparse.Namespace, frame: pd.DataFrame) -> None:
     elif frame.empty:
         print("no instances")
     else:
-        print(frame.to_string(index=False))
+        print(_text(frame))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -286,11 +299,14 @@ def _cmd_new(args: argparse.Namespace) -> int:
     repeated = sorted({t for t in args.titles if args.titles.count(t) > 1})
     if repeated:
         raise _UsageError(f"title {', '.join(map(repr, repeated))} given more than once")
-    taken = [t for t in args.titles if t in squad]
-    if taken:
-        raise _UsageError(f"an instance named {', '.join(map(repr, taken))} already exists in {squad.home}")
-    for title in args.titles:
-        squad.new(title, program=args.program)
+    created: list[Instance] = []
+    try:
+        for title in args.titles:
+            created.append(squad.new(title, program=args.program))
+    except SquadError:
+        for instance in created:  # all or nothing: a never-started instance is just forgotten
+            instance.kill()
+        raise
     frame = squad.to_dataframe()
     _emit_frame(args, frame[frame["title"].isin(args.titles)])
     return EXIT_OK
@@ -418,6 +434,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if missing:
         raise _UsageError(f"the demo needs {' and '.join(missing)} on PATH")
     workdir = _demo_workdir(args.workdir)
+    for variable, value in [("GIT_AUTHOR_NAME", "squadnb demo"), ("GIT_AUTHOR_EMAIL", "demo@squadnb.invalid"),
+                            ("GIT_COMMITTER_NAME", "squadnb demo"),
+                            ("GIT_COMMITTER_EMAIL", "demo@squadnb.invalid")]:
+        os.environ.setdefault(variable, value)  # pause commits in the scratch repo need an identity
     socket = f"squadnb-demo-{os.getpid()}-{secrets.token_hex(3)}"
     print(f"squadnb demo: {args.n} demo agents, concurrency {args.concurrency}", flush=True)
     print(f"workdir: {workdir}\ntmux socket: {socket}", flush=True)
@@ -466,7 +486,8 @@ def _demo_steps(args: argparse.Namespace, instances: list[Instance]) -> list[_St
             print(f"squadnb: {_transaction_message(exc)}", file=sys.stderr)
         seconds = time.monotonic() - started
         records = _records(result, with_diff=isinstance(operation, DiffOperation))
-        print(_table(records), flush=True)
+        print(_table(records))
+        print(_summary(records, seconds), flush=True)
         steps.append(_Step(label, operation.name, len(result.successes) - _rolled_back(result),
                            len(result.failures), seconds))
         if result.failures or _rolled_back(result):
@@ -482,7 +503,7 @@ def _demo_report(steps: list[_Step]) -> None:
     frame = pd.DataFrame([vars(step) for step in steps])
     total = sum(step.seconds for step in steps)
     print("\nsquadnb demo report")
-    print(frame.to_string(index=False, formatters={"seconds": "{:.2f}".format}))
+    print(_text(frame, seconds="{:.2f}".format))
     print(f"total: {total:.2f}s", flush=True)
 
 

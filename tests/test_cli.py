@@ -241,6 +241,8 @@ def test_lifecycle_through_the_commands(cli: Cli) -> None:
                 what="the agents' work")
     assert [r["title"] for r in rows] == [a, b]
     poll(lambda: "done: write it down" in cli.ok("preview", a).stdout, what="the agent's answer")
+    patch = cli.ok("diff", a, "--patch").stdout
+    assert f"--- {a}" in patch and "demo-output/" in patch
     listed = cli.ls()
     assert listed[a]["alive"] and listed[a]["added"] > 0
 
@@ -327,11 +329,30 @@ def test_partial_failure_exits_1_and_retries_count_attempts(cli: Cli) -> None:
     assert branches(cli.repo) == {"main", cli.ls()[good]["branch"]}
 
 
-def test_deadline_cancels_what_has_not_finished(cli: Cli) -> None:
+def test_deadline_and_timeout_bound_the_batch(cli: Cli) -> None:
     (a,) = cli.started("a")
     done = cli("diff", a, "--deadline", "0.000001", "--json")
     assert done.returncode == 1
     assert json.loads(done.stdout)[0]["status"] == "cancelled"
+    done = cli("diff", a, "--timeout", "0.000001", "--json")
+    assert done.returncode == 1
+    assert json.loads(done.stdout)[0]["status"] == "timed out"
+
+
+def test_claude_squad_names_and_home(cli: Cli, tmp_path: Path) -> None:
+    home = tmp_path / ".claude-squad"
+    title = cli.t("cs")
+    base = ["--claude-squad", "--home", str(home), "--socket", cli.socket]
+    cli.ok(*base, "new", title, "--program", demo_program())
+    cli.ok(*base, "start", title)
+    try:
+        assert f"claudesquad_{title}" in tmux_sessions(cli.socket)
+        stored = json.loads((home / "state.json").read_text())["instances"]
+        assert [i["title"] for i in stored] == [title]
+        assert [r["title"] for r in cli.json(*base, "ls")] == [title]
+    finally:
+        cli.ok(*base, "kill", title, "--force")
+    assert f"claudesquad_{title}" not in tmux_sessions(cli.socket)
 
 
 # -- bad input: one line, exit 2, nothing changed -------------------------------------------------
@@ -356,6 +377,7 @@ def test_bad_input_changes_nothing(cli: Cli, tmp_path: Path) -> None:
         (("preview", cli.t("nosuch")), cli.t("nosuch")),
         (("new", a), "already exists"),
         (("new", cli.t("x"), cli.t("x")), "more than once"),
+        (("new", cli.t("x"), ""), "non-empty title"),
         (("new", cli.t("x"), "--repo", str(not_a_repo)), str(not_a_repo)),
     ]
     for argv, word in cases:
