@@ -15,12 +15,14 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # engine
     "BatchExecutor": "squadnb.engine.executor",
+    "BatchFuture": "squadnb.engine.executor",
     "CompositeOperation": "squadnb.engine.operation",
     "ConditionalOperation": "squadnb.engine.operation",
     "Operation": "squadnb.engine.operation",
     "OperationChain": "squadnb.engine.transaction",
     "OperationResult": "squadnb.engine.result",
     "PartialResult": "squadnb.engine.result",
+    "ProgressCallbackWarning": "squadnb.engine.progress",
     "ProgressTracker": "squadnb.engine.progress",
     "RetryOperation": "squadnb.engine.operation",
     "TransactionManager": "squadnb.engine.transaction",
