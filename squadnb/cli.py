@@ -73,7 +73,6 @@ EXIT_INTERRUPTED = 130
 _BAD_INPUT = (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle, NotAGitRepo, StateFileError,
               UnknownInstance)
 
-_RECORD_FIELDS = ["title", "operation", "status", "error", "seconds", "attempts"]
 
 
 class _UsageError(Exception):
@@ -172,7 +171,10 @@ def _emit(args: argparse.Namespace, records: list[dict[str, Any]], seconds: floa
     if args.json:
         print(json.dumps(records, indent=2))
     elif args.csv:
-        pd.DataFrame(records).to_csv(sys.stdout, index=False)
+        if records:
+            pd.DataFrame(records).to_csv(sys.stdout, index=False)
+    elif not records:
+        print("no instances")
     else:
         print(_table(records))
         print(_summary(records, seconds))
@@ -222,6 +224,8 @@ def _selection(squad: Squad, args: argparse.Namespace, *, default_all: bool) -> 
     if not (titles or args.all or statuses or args.where) and not default_all:
         raise _UsageError("no targets: name instances, or pass --all, --status STATUS or --where EXPR")
     frame = squad.to_dataframe()
+    if frame.empty and not (default_all or titles):
+        raise _UsageError(f"no instances in {squad.home}")
     if titles:
         unknown = [t for t in titles if t not in set(frame["title"])]
         if unknown:
@@ -331,9 +335,6 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_diff(args: argparse.Namespace) -> int:
     squad = _open_squad(args)
     instances = _targets(squad, args, default_all=True)
-    if not instances:
-        _emit(args, [], 0.0)
-        return EXIT_OK
     return _run_batch(args, instances, DiffOperation(), with_diff=True, with_content=args.patch)
 
 
@@ -484,6 +485,9 @@ def _demo_steps(args: argparse.Namespace, instances: list[Instance]) -> list[_St
         except TransactionError as exc:
             result = exc.result
             print(f"squadnb: {_transaction_message(exc)}", file=sys.stderr)
+        except BatchInterrupted as exc:
+            print(_table(_records(exc.result)), flush=True)
+            raise
         seconds = time.monotonic() - started
         records = _records(result, with_diff=isinstance(operation, DiffOperation))
         print(_table(records))
@@ -691,3 +695,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("squadnb: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader (`| head`) went away: stop quietly, and keep Python from complaining at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
