@@ -145,10 +145,9 @@ def demo_socket(stdout: str) -> str:
     return match.group(1)
 
 
-def test_demo_runs_the_lifecycle_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    workdir = tmp_path / "demo"
+def test_demo_runs_the_lifecycle_and_leaves_nothing_behind() -> None:
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "squadnb", "demo", "--workdir", str(workdir)],
+    done = subprocess.run([sys.executable, "-m", "squadnb", "demo"],
                           capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
@@ -159,6 +158,8 @@ def test_demo_runs_the_lifecycle_and_leaves_nothing_behind(tmp_path: Path) -> No
         assert re.search(row, report, re.MULTILINE), (step, report)
     assert "total:" in report
     socket = demo_socket(done.stdout)
+    workdir = Path(re.search(r"^workdir: (.+)$", done.stdout, re.MULTILINE).group(1))
+    assert workdir.name.startswith("squadnb-demo-")
     assert not tmux_server_running(socket)
     assert not workdir.exists()
     assert seconds < 120, f"the demo took {seconds:.1f}s"
@@ -210,6 +211,21 @@ def test_demo_interrupted_cleans_up(tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert "cleaned up" in out
     assert not tmux_server_running(socket)
+    assert not workdir.exists()
+
+
+def test_demo_failing_step_stops_and_cleans_up(tmp_path: Path) -> None:
+    workdir = tmp_path / "failing"
+    done = subprocess.run([sys.executable, "-m", "squadnb", "demo", "-n", "2", "--timeout", "0.01",
+                           "--workdir", str(workdir)], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    report = done.stdout.split("squadnb demo report", 1)[1]
+    assert re.search(r"^start\s+Start\s+0\s+2\s", report, re.MULTILINE), report
+    assert "Resume" not in report
+    assert "timed out" in done.stdout
+    assert not tmux_server_running(demo_socket(done.stdout))
     assert not workdir.exists()
 
 
