@@ -286,7 +286,8 @@ def _transaction_message(exc: TransactionError) -> str:
     failed = len(exc.result.failures)
     message = f"transaction failed ({failed} of {exc.result.total} failed)"
     if isinstance(exc, RollbackIncomplete):
-        broken = ", ".join(repr(getattr(r.instance, "title", r.instance)) for r in exc.rollback_result.failures)
+        broken = ", ".join(repr(getattr(r.instance, "title", r.instance))
+                           for r in exc.rollback_result.failures)
         return f"{message}, and the rollback failed on {broken}: their state is mixed"
     return f"{message}; every success was rolled back"
 

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
 import pty
 import re
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,13 +86,15 @@ class Cli:
         """A title unique to this test (the tmux server is shared by the whole run)."""
         return f"{self.prefix}-{name}"
 
-    def __call__(self, *args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "squadnb", *args], cwd=cwd or self.repo, env=self.env,
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    def __call__(self, *args: str, cwd: Path | None = None,
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "squadnb", *args], cwd=cwd or self.repo,
+                              env=self.env, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
 
     def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
         done = self(*args)
-        assert done.returncode == 0, f"squadnb {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == 0, (args, done.returncode, done.stdout, done.stderr)
         return done
 
     def json(self, *args: str) -> list[dict]:
@@ -451,3 +457,35 @@ def test_kill_asks_on_a_terminal(cli: Cli) -> None:
     code, err = answer_on_a_terminal(cli, "y", "kill", a)
     assert code == 0, err
     assert cli.state() == {} and branches(cli.repo) == {"main"}
+
+
+def test_ctrl_c_cancels_the_batch_and_reports_it(cli: Cli) -> None:
+    busy = cli.t("busy")
+    cli.ok("new", busy, "--program", demo_program(work_seconds=60))
+    cli.ok("start", busy)
+    cli.ok("prompt", "take your time", busy)  # the agent now works for a minute: not ready
+    controller, terminal = pty.openpty()  # stderr on a terminal: the progress bar shows
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {k: v for k, v in cli.env.items() if k != "TQDM_DISABLE"}
+    proc = subprocess.Popen([sys.executable, "-m", "squadnb", "prompt", "and another", busy, "--json"],
+                            cwd=cli.repo, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=terminal, text=True)
+    os.close(terminal)
+    seen = b""
+    try:
+        def bar_shown() -> bool:
+            nonlocal seen
+            if select.select([controller], [], [], 0.05)[0]:
+                seen += os.read(controller, 4096)
+            return b"SendPrompt:   0%" in seen
+        poll(bar_shown, what="the progress bar of the prompt batch")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(controller)
+    assert proc.returncode == 130
+    [record] = json.loads(out)
+    assert record["title"] == busy and record["status"] == "cancelled"
+    assert cli.state()[busy]["status"] != 3 and cli.session(busy) in tmux_sessions(cli.socket)
