@@ -259,7 +259,8 @@ class Instance:
         first_output: float | None = None
         try:
             while True:
-                state = await tmux.pane_state(name)
+                snap = await tmux.snapshot(name)
+                state = snap[0] if snap else None
                 if state is None or state.dead:
                     status = state.exit_status if state else None
                     text = (await tmux.capture(name, full_history=True, escapes=False)
@@ -269,7 +270,7 @@ class Instance:
                     raise ProgramExited(f"program '{program}' exited at start with exit status "
                                         f"{status}" + (f": {last}" if last else ""), program, status)
                 now = loop.time()
-                if (await tmux.capture(name, escapes=False)).strip():
+                if snap is not None and snap[1].strip():
                     first_output = first_output if first_output is not None else now
                     if now - first_output >= START_SETTLE:
                         break
@@ -437,12 +438,12 @@ class Instance:
         deadline = time.monotonic() + timeout
         previous: str | None = None
         while True:
-            state = await tmux.pane_state(self.session_name)
-            if state is None or state.dead:
-                self.exit_status = state.exit_status if state else None
+            snap = await tmux.snapshot(self.session_name)
+            if snap is None or snap[0].dead:
+                self.exit_status = snap[0].exit_status if snap else None
                 self._set(Status.DEAD)
                 raise InvalidState("the agent is not running (DEAD)")
-            text = await tmux.capture(self.session_name, escapes=False)
+            text = snap[1]
             lines = [line.rstrip() for line in text.splitlines() if line.strip()]
             if _asks_permission(profile, lines):
                 self._set(Status.NEEDS_INPUT)
@@ -468,29 +469,22 @@ class Instance:
         server is gone (that is DEAD). A change is saved at once."""
         if not self.started or self.paused or self._lock.locked():
             return self.status
-        tmux = self.squad.tmux
-        state = await tmux.pane_state(self.session_name)
+        snap = await self.squad.tmux.snapshot(self.session_name)
         status: Status
-        if state is None or state.dead:
-            self.exit_status = state.exit_status if state else None
+        if snap is None or snap[0].dead:
+            self.exit_status = snap[0].exit_status if snap else None
             status = Status.DEAD
         else:
-            try:
-                text = await tmux.capture(self.session_name, escapes=False)
-            except TmuxError:
-                text = None
-            if text is None:
-                status = Status.DEAD
+            text = snap[1]
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+            if _asks_permission(profile_for(self.program), lines):
+                status = Status.NEEDS_INPUT
+            elif digest != self._last_hash:
+                status = Status.RUNNING
             else:
-                digest = hashlib.sha256(text.encode()).hexdigest()
-                lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-                if _asks_permission(profile_for(self.program), lines):
-                    status = Status.NEEDS_INPUT
-                elif digest != self._last_hash:
-                    status = Status.RUNNING
-                else:
-                    status = Status.READY
-                self._last_hash = digest
+                status = Status.READY
+            self._last_hash = digest
         if status is not self.status and not self._lock.locked() and self.started and not self.paused:
             self._set(status)
         return self.status

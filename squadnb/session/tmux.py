@@ -22,6 +22,7 @@ from squadnb.session._run import Completed, Runner, run_command
 __all__ = ["PaneState", "Tmux", "claude_squad_session_name", "squadnb_session_name"]
 
 HISTORY_LIMIT = 50_000
+_STATE_FORMAT = "#{pane_dead}\t#{pane_dead_status}\t#{pane_pid}\t#{pane_current_command}"
 
 
 def squadnb_session_name(title: str) -> str:
@@ -108,13 +109,18 @@ class Tmux:
 
     async def pane_state(self, name: str) -> PaneState | None:
         """The state of the session's pane, or None when the session (or the server) is gone."""
-        done = await self._call("display-message", "-p", "-t", f"={name}:",
-                                "#{pane_dead}\t#{pane_dead_status}\t#{pane_pid}\t#{pane_current_command}")
+        done = await self._call("display-message", "-p", "-t", f"={name}:", _STATE_FORMAT)
+        return _parse_state(done.stdout) if done.ok else None
+
+    async def snapshot(self, name: str) -> tuple[PaneState, str] | None:
+        """The pane's state and its visible text (no escapes) from one tmux call; None when the
+        session (or the server) is gone."""
+        done = await self._call("display-message", "-p", "-t", f"={name}:", _STATE_FORMAT, ";",
+                                "capture-pane", "-p", "-J", "-t", f"={name}:")
         if not done.ok:
             return None
-        dead, status, pid, command = (done.stdout.rstrip("\n").split("\t") + ["", "", "", ""])[:4]
-        return PaneState(dead == "1", int(status) if status.lstrip("-").isdigit() else None,
-                         int(pid) if pid.isdigit() else None, command)
+        first, _, text = done.stdout.partition("\n")
+        return _parse_state(first), text
 
     async def capture(self, name: str, *, full_history: bool = False, escapes: bool = True) -> str:
         """The pane's text (wrapped lines joined); the whole scroll-back with ``full_history``."""
@@ -143,16 +149,22 @@ class Tmux:
 
     async def kill_session(self, name: str) -> bool:
         """Kill session ``name``; False if it did not exist (or the server is gone)."""
-        if not await self.has_session(name):
-            return False
         done = await self._call("kill-session", "-t", f"={name}")
-        if not done.ok and await self.has_session(name):
+        if done.ok:
+            return True
+        if await self.has_session(name):
             raise TmuxError(f"kill-session {name!r} failed: {done.stderr.strip()}", done.argv,
                             done.returncode, done.stderr)
-        return True
+        return False
 
     async def kill_server(self) -> None:
         """Kill this private server (no-op if it is not running). Refuses the default server."""
         if self.socket is None:
             raise TmuxError("refusing to kill the default tmux server (it holds the user's sessions)")
         await self._call("kill-server")
+
+
+def _parse_state(line: str) -> PaneState:
+    dead, status, pid, command = (line.rstrip("\n").split("\t") + ["", "", "", ""])[:4]
+    return PaneState(dead == "1", int(status) if status.lstrip("-").isdigit() else None,
+                     int(pid) if pid.isdigit() else None, command)

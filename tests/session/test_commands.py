@@ -44,9 +44,8 @@ def test_tmux_targets_are_exact_and_the_private_server_ignores_the_user_config()
         "history-limit", "50000", ";", "new-session", "-d", "-s", "squadnb_a", "-c", "/wt", "-x",
         "200", "-y", "50", "-e", "K=V", "claude", ";", "set-option", "-w", "-t", "=squadnb_a:",
         "remain-on-exit", "on"]
-    assert rec.calls[1][-3:] == ["has-session", "-t", "=squadnb_a"]
-    assert rec.calls[2][-3:] == ["kill-session", "-t", "=squadnb_a"]
-    load, paste, enter = rec.calls[3:6]
+    assert rec.calls[1][-3:] == ["kill-session", "-t", "=squadnb_a"]
+    load, paste, enter = rec.calls[2:5]
     assert load[5:8] == ["load-buffer", "-b", load[7]] and load[-1] == "-"
     assert paste[5:] == ["paste-buffer", "-p", "-d", "-b", load[7], "-t", "=squadnb_a:"]
     assert enter[5:] == ["send-keys", "-t", "=squadnb_a:", "Enter"]

@@ -1,0 +1,173 @@
+"""Real lifecycle benchmark: squadnb against the raw-command floor.
+
+Run: ``python benchmarks/real_lifecycle.py [--instances 20] [--concurrency 8] [--rounds 3]``
+
+1. Start, prompt, pause, resume and kill N demo instances with squadnb's BatchExecutor at concurrency C,
+   and the floor: the same git and tmux commands run raw from one bash script per phase (git writes to
+   the repository one at a time, since concurrent ``worktree add`` races inside git; tmux calls in
+   parallel). The two alternate ``--rounds`` times; the median seconds per phase and the ratio
+   squadnb / floor are printed (target: every phase within 1.5x).
+2. Start scaling: N starts on a 2,000-file repository at concurrency C and at concurrency 1 (target:
+   at least 1.5x faster at C, because only ``worktree add --no-checkout`` holds the repository lock).
+
+Everything runs on a private tmux server (killed at the end) in temporary directories.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from squadnb import BatchExecutor
+from squadnb.agents import demo_program, scratch_repo
+from squadnb.ops import (BatchKillOperation, BatchPauseOperation, BatchPromptOperation,
+                         BatchResumeOperation, BatchStartOperation)
+from squadnb.session import Squad
+
+PHASES = ["start", "prompt", "pause", "resume", "kill"]
+PROMPT = "benchmark prompt"
+
+
+def wait_outputs(paths: list[Path], count: int, timeout: float = 60.0) -> None:
+    """Untimed: let every agent finish its prompt, so pause has work to commit."""
+    deadline = time.monotonic() + timeout
+    for path in paths:
+        while len(list((path / "demo-output").glob("*.txt"))) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no demo output in {path}")
+            time.sleep(0.02)
+
+
+def squadnb_round(work: Path, socket: str, n: int, concurrency: int) -> dict[str, float]:
+    repo = scratch_repo(work / "repo", files=20)
+    squad = Squad(home=work / "home", repo=repo, program=demo_program(0.05), tmux_socket=socket,
+                  branch_prefix="bench/")
+    instances = [squad.new(f"sq {i}") for i in range(n)]
+    executor = BatchExecutor(max_concurrency=concurrency, timeout=120)
+    ops = {"start": BatchStartOperation(), "prompt": BatchPromptOperation(PROMPT),
+           "pause": BatchPauseOperation(), "resume": BatchResumeOperation(),
+           "kill": BatchKillOperation()}
+    times: dict[str, float] = {}
+    for phase in PHASES:
+        if phase == "pause":
+            wait_outputs([Path(i.worktree_path) for i in instances], 1)
+        begun = time.perf_counter()
+        result = executor.execute(instances, ops[phase], progress=False)
+        times[phase] = time.perf_counter() - begun
+        if not result.all_succeeded:
+            raise RuntimeError(f"squadnb {phase} failed: {result.error()}")
+    return times
+
+
+FLOOR_LIB = r"""
+set -euo pipefail
+T() { tmux -f /dev/null -L "$SOCK" "$@"; }
+"""
+
+
+def floor_round(work: Path, socket: str, n: int) -> dict[str, float]:
+    repo = scratch_repo(work / "repo", files=20)
+    trees = [work / "trees" / f"floor-{i}" for i in range(n)]
+    names = [f"floor_{i}" for i in range(n)]
+    program = demo_program(0.05)
+    q = shlex.quote
+    scripts = {
+        "start": "".join(f"git -C {q(str(repo))} worktree add -q -b floor/{i} {q(str(t))} HEAD\n"
+                         for i, t in enumerate(trees))
+        + "T start-server \\; set -g history-limit 50000\n"
+        + "".join(f"T new-session -d -s {s} -c {q(str(t))} -x 200 -y 50 {q(program)} &\n"
+                  for s, t in zip(names, trees)) + "wait\n",
+        "prompt": "".join(
+            f"( until T capture-pane -p -t ={s}: | grep -q 'demo> *$'; do sleep 0.01; done; "
+            f"printf %s {q(PROMPT)} | T load-buffer -b b{s} -; T paste-buffer -p -d -b b{s} -t ={s}:; "
+            f"T send-keys -t ={s}: Enter ) &\n" for s in names) + "wait\n",
+        "pause": "".join(f"( T capture-pane -p -J -S - -E - -t ={s}: > {q(str(work / s))}.log; "
+                         f"T kill-session -t ={s} ) &\n" for s in names) + "wait\n"
+        + "".join(f"git -C {q(str(t))} add -A; git -C {q(str(t))} commit -q --no-verify -m paused\n"
+                  f"git -C {q(str(repo))} worktree remove -f {q(str(t))}\n" for t in trees)
+        + f"git -C {q(str(repo))} worktree prune\n",
+        "resume": "".join(f"git -C {q(str(repo))} worktree add -q {q(str(t))} floor/{i}\n"
+                          for i, t in enumerate(trees))
+        + "".join(f"T new-session -d -s {s} -c {q(str(t))} -x 200 -y 50 {q(program + ' --continue')} &\n"
+                  for s, t in zip(names, trees)) + "wait\n",
+        "kill": "".join(f"T kill-session -t ={s} &\n" for s in names) + "wait\n"
+        + "".join(f"git -C {q(str(repo))} worktree remove -f {q(str(t))}\n"
+                  f"git -C {q(str(repo))} branch -q -D floor/{i}\n" for i, t in enumerate(trees))
+        + f"git -C {q(str(repo))} worktree prune\n",
+    }
+    times: dict[str, float] = {}
+    for phase in PHASES:
+        if phase == "pause":
+            wait_outputs(trees, 1)
+        begun = time.perf_counter()
+        subprocess.run(["bash", "-c", FLOOR_LIB + scripts[phase]], check=True,
+                       env={**os.environ, "SOCK": socket})
+        times[phase] = time.perf_counter() - begun
+    return times
+
+
+def start_scaling(work: Path, socket: str, n: int, concurrency: int) -> dict[int, float]:
+    repo = scratch_repo(work / "big", files=2000)
+    found: dict[int, float] = {}
+    for limit in (concurrency, 1):
+        squad = Squad(home=work / f"home-{limit}", repo=repo, program=demo_program(0.05),
+                      tmux_socket=socket, branch_prefix=f"scale{limit}/")
+        instances = [squad.new(f"big {i}") for i in range(n)]
+        executor = BatchExecutor(max_concurrency=limit, timeout=300)
+        begun = time.perf_counter()
+        result = executor.execute(instances, BatchStartOperation(), progress=False)
+        found[limit] = time.perf_counter() - begun
+        if not result.all_succeeded:
+            raise RuntimeError(f"start at concurrency {limit} failed: {result.error()}")
+        executor.execute(instances, BatchKillOperation(), progress=False)
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    socket = f"squadnb-bench-{os.getpid()}"
+    runs: dict[str, list[dict[str, float]]] = {"squadnb": [], "floor": []}
+    try:
+        with tempfile.TemporaryDirectory(prefix="squadnb-bench-") as tmp:
+            for r in range(args.rounds):
+                for kind in ("squadnb", "floor"):
+                    work = Path(tmp) / f"{kind}-{r}"
+                    work.mkdir()
+                    times = (squadnb_round(work, socket, args.instances, args.concurrency)
+                             if kind == "squadnb" else floor_round(work, socket, args.instances))
+                    runs[kind].append(times)
+                    print(f"round {r + 1} {kind:8s} " + "  ".join(f"{p} {times[p]:.2f}s" for p in PHASES),
+                          flush=True)
+            print(f"\n{args.instances} demo instances, concurrency {args.concurrency}, median of "
+                  f"{args.rounds} rounds (seconds)")
+            print(f"{'phase':8s} {'squadnb':>8s} {'floor':>8s} {'ratio':>6s}")
+            worst = 0.0
+            for phase in PHASES:
+                ours = statistics.median(t[phase] for t in runs["squadnb"])
+                floor = statistics.median(t[phase] for t in runs["floor"])
+                worst = max(worst, ours / floor)
+                print(f"{phase:8s} {ours:8.2f} {floor:8.2f} {ours / floor:5.2f}x")
+            print(f"worst ratio {worst:.2f}x (target <= 1.5x)")
+            scaling = start_scaling(Path(tmp), socket, args.instances, args.concurrency)
+            one, many = scaling[1], scaling[args.concurrency]
+            print(f"\n{args.instances} starts on a 2,000-file repository: concurrency "
+                  f"{args.concurrency} {many:.2f}s, concurrency 1 {one:.2f}s, speed-up {one / many:.2f}x "
+                  "(target >= 1.5x)")
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
