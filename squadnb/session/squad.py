@@ -11,7 +11,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator
+from typing import TYPE_CHECKING, Callable, Collection, Iterator
 
 from squadnb._loop import run_sync
 from squadnb.errors import DuplicateTitle, InvalidTitle, UnknownInstance
