@@ -479,6 +479,16 @@ def test_ctrl_c_cancels_the_batch_and_reports_it(cli: Cli) -> None:
                 seen += os.read(controller, 4096)
             return b"SendPrompt:   0%" in seen
         poll(bar_shown, what="the progress bar of the prompt batch")
+        # The bar is drawn just before the batch is handed to squadnb's loop; the interrupt must land
+        # once the main thread blocks on the batch (half a second asleep on its future), not before.
+        streak = 0
+
+        def blocked_on_the_batch() -> bool:
+            nonlocal streak
+            asleep = "futex" in Path(f"/proc/{proc.pid}/wchan").read_text()
+            streak = streak + 1 if asleep else 0
+            return streak >= 10
+        poll(blocked_on_the_batch, what="the command to wait on its batch")
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
