@@ -55,6 +55,12 @@ def tmux_server_running(socket: str) -> bool:
     return subprocess.run(["tmux", "-L", socket, "list-sessions"], capture_output=True).returncode == 0
 
 
+def demo_gone(socket: str) -> bool:
+    """No tmux server on the demo's socket, and no socket file either."""
+    path = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / socket
+    return not tmux_server_running(socket) and not path.exists()
+
+
 def branches(repo: Path) -> set[str]:
     out = subprocess.run(["git", "-C", str(repo), "branch", "--format=%(refname:short)"],
                          capture_output=True, text=True, check=True).stdout
@@ -166,7 +172,7 @@ def test_demo_runs_the_lifecycle_and_leaves_nothing_behind() -> None:
     socket = demo_socket(done.stdout)
     workdir = Path(re.search(r"^workdir: (.+)$", done.stdout, re.MULTILINE).group(1))
     assert workdir.name.startswith("squadnb-demo-")
-    assert not tmux_server_running(socket)
+    assert demo_gone(socket)
     assert not workdir.exists()
     assert seconds < 120, f"the demo took {seconds:.1f}s"
 
@@ -216,7 +222,7 @@ def test_demo_interrupted_cleans_up(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "cleaned up" in out
-    assert not tmux_server_running(socket)
+    assert demo_gone(socket)
     assert not workdir.exists()
 
 
@@ -231,7 +237,7 @@ def test_demo_failing_step_stops_and_cleans_up(tmp_path: Path) -> None:
     assert re.search(r"^start\s+Start\s+0\s+2\s", report, re.MULTILINE), report
     assert "Resume" not in report
     assert "timed out" in done.stdout
-    assert not tmux_server_running(demo_socket(done.stdout))
+    assert demo_gone(demo_socket(done.stdout))
     assert not workdir.exists()
 
 
