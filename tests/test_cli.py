@@ -55,10 +55,13 @@ def tmux_server_running(socket: str) -> bool:
     return subprocess.run(["tmux", "-L", socket, "list-sessions"], capture_output=True).returncode == 0
 
 
+def socket_path(socket: str) -> Path:
+    return Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / socket
+
+
 def demo_gone(socket: str) -> bool:
     """No tmux server on the demo's socket, and no socket file either."""
-    path = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / socket
-    return not tmux_server_running(socket) and not path.exists()
+    return not tmux_server_running(socket) and not socket_path(socket).exists()
 
 
 def branches(repo: Path) -> set[str]:
@@ -199,6 +202,7 @@ def test_demo_keep_leaves_a_reachable_squad(tmp_path: Path) -> None:
         assert len(worktrees(workdir / "repo")) == 2
     finally:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        socket_path(socket).unlink(missing_ok=True)
 
 
 def test_demo_interrupted_cleans_up(tmp_path: Path) -> None:
