@@ -257,10 +257,18 @@ class Instance:
         loop = asyncio.get_running_loop()
         spawned = loop.time()
         first_output: float | None = None
+        ready_text = profile_for(program).ready_text
         try:
             while True:
                 snap = await tmux.snapshot(name)
                 state = snap[0] if snap else None
+                now = loop.time()
+                # tmux marks the pane dead when its output closes, a moment before it reaps the
+                # program: wait for the exit status
+                if state is not None and state.dead and state.exit_status is None \
+                        and now - spawned < START_QUIET:
+                    await asyncio.sleep(POLL)
+                    continue
                 if state is None or state.dead:
                     status = state.exit_status if state else None
                     text = (await tmux.capture(name, full_history=True, escapes=False)
@@ -269,8 +277,9 @@ class Instance:
                                  if ln.strip() and not ln.startswith("Pane is dead")), "")
                     raise ProgramExited(f"program '{program}' exited at start with exit status "
                                         f"{status}" + (f": {last}" if last else ""), program, status)
-                now = loop.time()
                 if snap is not None and snap[1].strip():
+                    if ready_text is not None and snap[1].rstrip().endswith(ready_text):
+                        break  # the program shows its own prompt: it runs
                     first_output = first_output if first_output is not None else now
                     if now - first_output >= START_SETTLE:
                         break

@@ -120,7 +120,17 @@ class Tmux:
         if not done.ok:
             return None
         first, _, text = done.stdout.partition("\n")
-        return _parse_state(first), text
+        state = _parse_state(first)
+        if state.dead and state.exit_status is None:
+            state = await self._reaped(name) or state
+        return state, text
+
+    async def _reaped(self, name: str) -> PaneState | None:
+        """tmux 3.3a sometimes misses the SIGCHLD of a pane's program, leaving a zombie and a dead
+        pane with no exit status. Any other child of the server exiting makes it reap every zombie,
+        so run one (``run-shell true``) and look again."""
+        await self._call("run-shell", "true")
+        return await self.pane_state(name)
 
     async def capture(self, name: str, *, full_history: bool = False, escapes: bool = True) -> str:
         """The pane's text (wrapped lines joined); the whole scroll-back with ``full_history``."""

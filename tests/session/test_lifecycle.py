@@ -85,8 +85,10 @@ def test_status_from_the_pane(squad: Squad) -> None:
     wait_for(lambda: output_files(inst) == ["1.txt"], what="the allowed action")
     wait_for(lambda: inst.refresh_status() is Status.READY, what="READY again")
     inst.send_prompt("exit 5")
-    wait_for(lambda: inst.refresh_status() is Status.DEAD, what="DEAD")
-    assert inst.exit_status == 5 and not inst.tmux_alive()
+    # tmux shows the pane dead a moment before it knows the exit status
+    wait_for(lambda: inst.refresh_status() is Status.DEAD and inst.exit_status == 5,
+             what="DEAD with exit status 5")
+    assert not inst.tmux_alive()
     inst.kill()
 
 
