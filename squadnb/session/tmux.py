@@ -11,9 +11,11 @@ dead pane whose exit status can be read, instead of a vanished session.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 from squadnb.errors import TmuxError
@@ -107,15 +109,22 @@ class Tmux:
         done = await self._call("list-sessions", "-F", "#{session_name}")
         return set(done.stdout.split("\n")) - {""} if done.ok else set()
 
+    def _state_query(self, name: str) -> list[str]:
+        """``display-message`` of the pane state, behind a ``has-session``: tmux 3.3a answers a
+        ``display-message`` on a missing session with exit status 0 and an empty line, while a failed
+        ``has-session`` stops the command sequence with exit status 1."""
+        return ["has-session", "-t", f"={name}", ";",
+                "display-message", "-p", "-t", f"={name}:", _STATE_FORMAT]
+
     async def pane_state(self, name: str) -> PaneState | None:
         """The state of the session's pane, or None when the session (or the server) is gone."""
-        done = await self._call("display-message", "-p", "-t", f"={name}:", _STATE_FORMAT)
+        done = await self._call(*self._state_query(name))
         return _parse_state(done.stdout) if done.ok else None
 
     async def snapshot(self, name: str) -> tuple[PaneState, str] | None:
         """The pane's state and its visible text (no escapes) from one tmux call; None when the
         session (or the server) is gone."""
-        done = await self._call("display-message", "-p", "-t", f"={name}:", _STATE_FORMAT, ";",
+        done = await self._call(*self._state_query(name), ";",
                                 "capture-pane", "-p", "-J", "-t", f"={name}:")
         if not done.ok:
             return None
@@ -167,11 +176,21 @@ class Tmux:
                             done.returncode, done.stderr)
         return False
 
+    @property
+    def socket_path(self) -> Path | None:
+        """Where tmux puts this private server's socket (``$TMUX_TMPDIR`` or ``/tmp``, then
+        ``tmux-<uid>/<socket>``); None for the default server."""
+        if self.socket is None:
+            return None
+        return Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / self.socket
+
     async def kill_server(self) -> None:
-        """Kill this private server (no-op if it is not running). Refuses the default server."""
+        """Kill this private server (no-op if it is not running) and remove its socket file, which
+        tmux 3.3a leaves behind. Refuses the default server."""
         if self.socket is None:
             raise TmuxError("refusing to kill the default tmux server (it holds the user's sessions)")
         await self._call("kill-server")
+        self.socket_path.unlink(missing_ok=True)  # type: ignore[union-attr]
 
 
 def _parse_state(line: str) -> PaneState:

@@ -170,6 +170,31 @@ def test_dead_tmux_server_makes_instances_dead_and_kill_still_cleans(
         tmux(socket, "kill-server")
 
 
+def test_a_session_killed_behind_our_back_is_dead_while_the_server_lives(squad: Squad,
+                                                                         tmux_socket: str) -> None:
+    gone, alive = squad.new("gone"), squad.new("alive")
+    gone.start()
+    alive.start()
+    tmux(tmux_socket, "kill-session", "-t", f"={gone.session_name}")
+    assert not gone.tmux_alive() and alive.tmux_alive()
+    squad.refresh()
+    assert gone.status is Status.DEAD and alive.status is not Status.DEAD
+    gone.kill()
+    alive.kill()
+
+
+def test_kill_server_removes_its_socket_file(tmp_path: Path, git_repo: Path) -> None:
+    from squadnb.agents import demo_program
+
+    squad = Squad(home=tmp_path / "home", repo=git_repo, program=demo_program(0.1),
+                  tmux_socket=f"squadnb-test-sock-{tmp_path.name}")
+    squad.new("a").start()
+    assert squad.tmux.socket_path.exists()
+    squad["a"].kill()
+    squad.kill_server()
+    assert not squad.tmux.socket_path.exists()
+
+
 def test_worktree_deleted_by_hand(squad: Squad, git_repo: Path, tmux_socket: str) -> None:
     paused, killed = squad.new("pause me"), squad.new("kill me")
     paused.start()
@@ -179,7 +204,7 @@ def test_worktree_deleted_by_hand(squad: Squad, git_repo: Path, tmux_socket: str
     paused.pause()  # nothing to commit; the worktree record is pruned
     assert paused.status is Status.PAUSED
     paused.resume()  # re-created from the branch
-    assert (Path(paused.worktree_path) / "file0.txt").exists()
+    assert (Path(paused.worktree_path) / "README.md").exists()
     killed.kill()
     assert killed.branch not in branches(git_repo)
     assert "kill me" not in git(git_repo, "worktree", "list")
