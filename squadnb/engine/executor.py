@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import signal
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
@@ -293,9 +295,14 @@ class BatchFuture:
         loop = _loop.get_loop()
         self._future.add_done_callback(lambda _: loop.call_soon_threadsafe(fn, self))
 
-    def _wait(self) -> PartialResult:
-        """Block for the result; on Ctrl-C cancel the batch, let it settle, raise BatchInterrupted."""
+    def _wait(self, held: _HeldInterrupts) -> PartialResult:
+        """Block for the result; on Ctrl-C cancel the batch, let it settle, raise BatchInterrupted.
+
+        ``held`` is released only inside the ``try``, so a Ctrl-C that arrived while the batch was
+        being handed to the loop is delivered here, where it cancels the batch, and never between.
+        """
         try:
+            held.release()
             return self._future.result()
         except KeyboardInterrupt:
             self.cancel()
@@ -395,8 +402,9 @@ class BatchExecutor:
 
     async def _rollback(self, result: PartialResult, progress: Progress) -> PartialResult:
         """Undo every success (never skips) under a fresh timeout and no deadline; mark
-        ``rolled_back`` where the undo succeeded."""
-        done = result.successes
+        ``rolled_back`` where the undo succeeded. The rollback's results follow the batch's input
+        order, like every ``results`` list."""
+        done = [r for r in result.results if r.success]
         operation = _RollbackOf(result.operation)
         bar = make_bar(progress, len(done), operation.name) if done else None
         run = _Run([r.instance for r in done], operation, None, bar, self._max_concurrency,
@@ -431,7 +439,9 @@ class BatchExecutor:
         from squadnb's loop thread (await :meth:`aexecute` there).
         """
         _refuse_loop_thread()
-        return self.submit(instances, operation, tracker, progress=progress, deadline=deadline)._wait()
+        with _HeldInterrupts() as held:
+            future = self.submit(instances, operation, tracker, progress=progress, deadline=deadline)
+            return future._wait(held)
 
     async def aexecute(self, instances: Iterable[Any], operation: Any,
                        tracker: ProgressTracker | None = None, *, progress: Progress = "auto",
@@ -454,8 +464,10 @@ class BatchExecutor:
         rollback succeeded. Rollback progress is its own bar; ``tracker`` sees only the batch.
         """
         _refuse_loop_thread()
-        return self.submit(instances, operation, tracker, progress=progress, deadline=deadline,
-                           transaction=True)._wait()
+        with _HeldInterrupts() as held:
+            future = self.submit(instances, operation, tracker, progress=progress, deadline=deadline,
+                                 transaction=True)
+            return future._wait(held)
 
     async def aexecute_with_rollback(self, instances: Iterable[Any], operation: Any,
                                      tracker: ProgressTracker | None = None, *,
@@ -476,6 +488,29 @@ def _validation_error(cause: BaseException) -> ValidationError:
     error.__cause__ = cause
     error.__suppress_context__ = True
     return error
+
+
+class _HeldInterrupts:
+    """Hold SIGINT (Ctrl-C, a kernel interrupt) in the main thread from the start of a sync call until
+    ``release()``: an interrupt between drawing the bar and waiting on the batch would otherwise escape
+    as a bare ``KeyboardInterrupt``, leaving the batch running unsupervised with no result kept. A
+    held signal is delivered at ``release()``. Other threads never receive SIGINT: nothing to hold."""
+
+    def __init__(self) -> None:
+        self._previous: set[signal.Signals] | None = None
+
+    def __enter__(self) -> _HeldInterrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def release(self) -> None:
+        if self._previous is not None:
+            previous, self._previous = self._previous, None
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
 
 def _refuse_loop_thread() -> None:

@@ -621,5 +621,33 @@ def test_ctrl_c_while_waiting_is_turned_into_batch_interrupted(monkeypatch: pyte
     assert [r.status for r in caught.value.result.results] == ["cancelled"] * 3
 
 
+@pytest.mark.parametrize("transaction", [False, True], ids=["execute", "execute_with_rollback"])
+def test_ctrl_c_while_the_batch_is_handed_to_the_loop_still_cancels_it(
+        monkeypatch: pytest.MonkeyPatch, transaction: bool) -> None:
+    """A SIGINT that lands after the bar is drawn but before the caller waits is held, then delivered
+    where it cancels the batch: never a bare KeyboardInterrupt with the batch left running."""
+    import squadnb.engine.executor as executor_module
+
+    real_make_bar = executor_module.make_bar
+
+    def make_bar_then_interrupt(*args: object) -> object:
+        bar = real_make_bar(*args)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
+        return bar
+
+    @operation
+    async def slow(item: Item) -> None:
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(executor_module, "make_bar", make_bar_then_interrupt)
+    executor = BatchExecutor(max_concurrency=2)
+    run = executor.execute_with_rollback if transaction else executor.execute
+    with pytest.raises(BatchInterrupted) as caught:
+        run(items(3), slow, progress=False)
+    monkeypatch.undo()
+    assert [r.status for r in caught.value.result.results] == ["cancelled"] * 3
+    assert executor.last_result is caught.value.result
+
+
 def test_loop_survives_everything_above() -> None:
     assert get_loop().is_running()

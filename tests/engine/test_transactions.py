@@ -49,6 +49,26 @@ def test_a_failure_rolls_back_every_success_and_raises_rolled_back() -> None:
     assert executor.last_result is result
 
 
+def test_rollback_results_follow_input_order_not_completion_order() -> None:
+    class Reversed(Operation):
+        """Finishes in reverse input order; the last instance fails."""
+
+        async def execute(self, item: Item) -> None:
+            index = int(item.title[1:])
+            await asyncio.sleep(0.02 * (4 - index))
+            if index == 4:
+                raise RuntimeError("last one fails")
+
+        async def rollback(self, item: Item) -> None:
+            item.log.append("rollback")
+
+    batch = items(5)
+    with pytest.raises(RolledBack) as caught:
+        BatchExecutor(max_concurrency=5).execute_with_rollback(batch, Reversed(), progress=False)
+    assert [r.instance.title for r in caught.value.result.successes] == ["i3", "i2", "i1", "i0"]
+    assert [r.instance.title for r in caught.value.rollback_result.results] == ["i0", "i1", "i2", "i3"]
+
+
 def test_failed_rollback_raises_rollback_incomplete() -> None:
     batch = items(3)
     with pytest.raises(RollbackIncomplete) as caught:
