@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from squadnb.agents import scratch_repo
+
 TMUX_SOCKET = f"squadnb-test-{os.getpid()}"
 
 
@@ -41,21 +43,10 @@ def tmux_socket() -> str:
     return TMUX_SOCKET
 
 
-def make_repo(path: Path, files: int = 1) -> Path:
-    """A git repository at ``path`` with ``files`` committed files on branch ``main``."""
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
-    for i in range(files):
-        (path / f"file{i}.txt").write_text(f"line {i}\n")
-    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(path), "commit", "-q", "-m", "initial"], check=True)
-    return path
-
-
 @pytest.fixture
 def git_repo(tmp_path: Path) -> Path:
     """A fresh git repository with one commit."""
-    return make_repo(tmp_path / "repo")
+    return scratch_repo(tmp_path / "repo", files=1)
 
 
 @pytest.fixture

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_repo
-from squadnb.agents import demo_program
+from squadnb.agents import demo_program, scratch_repo
 from squadnb.errors import SquadError
 from squadnb.session.squad import Squad
 
@@ -130,7 +129,7 @@ class Cli:
 
 @pytest.fixture
 def cli(tmp_path: Path, tmux_socket: str, request: pytest.FixtureRequest) -> Iterator[Cli]:
-    repo = make_repo(tmp_path / "repo", files=2)
+    repo = scratch_repo(tmp_path / "repo", files=2)
     home = tmp_path / "home"
     prefix = re.sub(r"[^a-z0-9]", "", request.node.name.lower().removeprefix("test_"))[:12]
     yield Cli(repo, home, tmux_socket, prefix)

@@ -33,12 +33,12 @@ def test_full_lifecycle_of_one_instance(squad: Squad, git_repo: Path, tmux_socke
     assert inst.base_commit_sha == git(git_repo, "rev-parse", "HEAD").strip()
     assert inst.session_name == "squadnb_fix_login" and inst.session_name in tmux_sessions(tmux_socket)
     assert Path(inst.worktree_path).parent == squad.worktrees_dir / "test"
-    assert (Path(inst.worktree_path) / "file0.txt").read_text() == "line 0\n"  # checked out
+    assert (Path(inst.worktree_path) / "README.md").read_text().startswith("# scratch")  # checked out
 
     inst.send_prompt("write the fix")
     wait_for(lambda: output_files(inst) == ["1.txt"], what="the demo agent's output file")
     wait_for(lambda: "done: write the fix" in inst.preview(), what="the agent to finish")
-    (Path(inst.worktree_path) / "file0.txt").write_text("changed\n")
+    (Path(inst.worktree_path) / "README.md").write_text("changed\n")
     stats = inst.diff_stats()
     assert (stats.added, stats.removed) == (2, 1)  # the untracked output file counts
     assert "demo-output/1.txt" in stats.content
@@ -51,7 +51,7 @@ def test_full_lifecycle_of_one_instance(squad: Squad, git_repo: Path, tmux_socke
     message = git(git_repo, "log", "-1", "--format=%s", inst.branch).strip()
     assert re.fullmatch(r"\[claudesquad\] update from 'fix login' on .+ \(paused\)", message)
     assert set(git(git_repo, "show", "--name-only", "--format=", inst.branch).split()) == {
-        "demo-output/1.txt", "file0.txt"}
+        "demo-output/1.txt", "README.md"}
     logs = list(squad.logs_dir.glob("squadnb_fix_login_*.log"))
     assert len(logs) == 1 and "done: write the fix" in logs[0].read_text()
     assert inst.diff_stats() == stats  # paused: the last stats are kept
