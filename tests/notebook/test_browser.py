@@ -1,4 +1,4 @@
-"""The BatchForm in a real browser: notebooks/batch_form_app.ipynb served by Voila, driven by
+"""The BatchForm in a real browser: notebooks/apps/batch_form.ipynb served by Voila, driven by
 Playwright in Debian's chromium, against real demo agents."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-APP = Path(__file__).resolve().parents[2] / "notebooks" / "batch_form_app.ipynb"
+APP = Path(__file__).resolve().parents[2] / "notebooks" / "apps" / "batch_form.ipynb"
 
 
 def free_port() -> int:
