@@ -202,7 +202,8 @@ def _emit_frame(args: argparse.Namespace, frame: pd.DataFrame) -> None:
 def _open_squad(args: argparse.Namespace) -> Squad:
     """The squad named by --home/--repo/--socket (their environment defaults), or claude-squad's."""
     if args.claude_squad:
-        overrides = {"home": args.home, "repo": args.repo, "tmux_socket": args.socket}
+        overrides = {"home": args.home, "repo": args.repo, "tmux_socket": args.socket,
+                     "program": args.program}
         return Squad.claude_squad(**{k: v for k, v in overrides.items() if v is not None})
     return Squad(home=args.home, repo=args.repo or ".", program=args.program, tmux_socket=args.socket)
 
@@ -307,7 +308,7 @@ def _cmd_new(args: argparse.Namespace) -> int:
     created: list[Instance] = []
     try:
         for title in args.titles:
-            created.append(squad.new(title, program=args.program))
+            created.append(squad.new(title))
     except SquadError:
         for instance in created:  # all or nothing: a never-started instance is just forgotten
             instance.kill()

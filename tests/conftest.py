@@ -33,6 +33,11 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory):
     os.environ.pop("TMUX_PANE", None)
     yield
     subprocess.run(["tmux", "-L", TMUX_SOCKET, "kill-server"], capture_output=True)
+    # tmux 3.3a leaves the socket file of a killed server behind
+    tmux_dir = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+    for leftover in tmux_dir.glob(f"{TMUX_SOCKET}*"):
+        subprocess.run(["tmux", "-S", str(leftover), "kill-server"], capture_output=True)
+        leftover.unlink(missing_ok=True)
     os.environ.clear()
     os.environ.update(saved)
 

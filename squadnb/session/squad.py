@@ -47,14 +47,16 @@ class Squad:
 
     @classmethod
     def claude_squad(cls, home: str | os.PathLike[str] | None = None,
-                     repo: str | os.PathLike[str] = ".", tmux_socket: str | None = None) -> Squad:
+                     repo: str | os.PathLike[str] = ".", tmux_socket: str | None = None, *,
+                     program: str | None = None, branch_prefix: str | None = None) -> Squad:
         """The instances of claude-squad's ``~/.claude-squad``, on the default tmux server (or
         ``tmux_socket``, for tests) with claude-squad's session names (``claudesquad_<title>``): batch
         operations work on sessions made by the ``cs`` TUI, and instances made here show up in ``cs``.
-        The private server's ``history-limit`` is not forced on the user's server."""
+        The private server's ``history-limit`` is not forced on the user's server. ``program`` and
+        ``branch_prefix`` default to claude-squad's ``config.json``, as in ``Squad()``."""
         squad = cls.__new__(cls)
-        squad._setup(Path(home if home is not None else "~/.claude-squad"), repo, None,
-                     Tmux(tmux_socket), None, claude_squad_session_name)
+        squad._setup(Path(home if home is not None else "~/.claude-squad"), repo, program,
+                     Tmux(tmux_socket), branch_prefix, claude_squad_session_name)
         return squad
 
     def _setup(self, home: Path, repo: str | os.PathLike[str], program: str | None, tmux: Tmux,

@@ -212,6 +212,8 @@ def test_claude_squad_flavour_uses_its_names_and_home(tmp_path: Path, git_repo: 
     entry = json.loads((tmp_path / "cs" / "state.json").read_text())["instances"][0]
     assert entry["worktree"]["session_name"] == "My Task.v2"
     inst.kill()
+    assert Squad.claude_squad(home=tmp_path / "cs", repo=git_repo, tmux_socket=tmux_socket,
+                              program=demo_program(0.1)).program == demo_program(0.1)
 
 
 def test_import_squadnb_stays_light() -> None:
