@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
-from typing import Any, Coroutine, TypeVar
+from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
 
-__all__ = ["arun", "get_loop", "in_loop_thread", "run_sync", "submit"]
+__all__ = ["arun", "get_loop", "in_loop_thread", "on_loop", "run_sync", "submit"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -85,3 +87,19 @@ async def arun(coro: Coroutine[Any, Any, T]) -> T:
     if in_loop_thread():
         return await coro
     return await asyncio.wrap_future(submit(coro))
+
+
+def on_loop(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Make a coroutine function run on squadnb's loop whichever loop awaits it (through :func:`arun`).
+
+    For public ``a``-prefixed methods whose state lives on squadnb's loop (asyncio locks, subprocess
+    transports): ``await inst.apause()`` in a notebook cell runs on the kernel's loop, and a lock that
+    such a call and a sync batch both wait on would otherwise be bound to two loops and raise
+    ``RuntimeError``. Raises whatever ``fn`` raises; cancelling the awaiting task cancels the work.
+    """
+
+    @functools.wraps(fn)
+    async def on_squadnb_loop(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await arun(fn(*args, **kwargs))
+
+    return on_squadnb_loop

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from squadnb._loop import run_sync
+from squadnb._loop import on_loop, run_sync
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle,
                             ProgramExited, SessionError, TmuxError)
 from squadnb.session._programs import ProgramProfile, profile_for, with_continue
@@ -92,7 +92,8 @@ class Instance:
     Attributes follow claude-squad: ``title, path, branch, worktree_path, status, program,
     created_at, updated_at, auto_yes, prompt``, plus ``repo_path``, ``base_commit_sha``,
     ``is_existing_branch`` (True: squadnb did not create the branch and never deletes it) and ``squad``.
-    Every method has an ``a``-prefixed coroutine twin; the sync one blocks on squadnb's loop.
+    Every method has an ``a``-prefixed coroutine twin that runs on squadnb's loop whichever loop awaits
+    it (a notebook cell's included); the sync one blocks on squadnb's loop.
     """
 
     def __init__(self, squad: Squad, data: InstanceData, status: Status) -> None:
@@ -174,6 +175,7 @@ class Instance:
     def start(self, first_time_setup: bool = True) -> None:
         return run_sync(self.astart(first_time_setup))
 
+    @on_loop
     async def astart(self, first_time_setup: bool = True) -> None:
         """Create the branch (``sanitize(prefix + title)`` from the repository's HEAD, recorded as
         ``base_commit_sha``) and the worktree, then start the program in a new tmux session, and send
@@ -302,6 +304,7 @@ class Instance:
     def pause(self) -> None:
         return run_sync(self.apause())
 
+    @on_loop
     async def apause(self) -> None:
         """Save the pane's full history to ``<home>/logs/``, stop the agent (kill its session), commit
         dirty work (untracked files included) as ``[claudesquad] update from '<title>' on <time>
@@ -351,6 +354,7 @@ class Instance:
     def resume(self) -> None:
         return run_sync(self.aresume())
 
+    @on_loop
     async def aresume(self) -> None:
         """Re-add the worktree at its stored path from the branch and start the program again with its
         continue flag (``claude --continue``). A stray directory left at that path is removed first.
@@ -380,6 +384,7 @@ class Instance:
     def kill(self) -> None:
         return run_sync(self.akill())
 
+    @on_loop
     async def akill(self) -> None:
         """Kill the session, remove the worktree, delete the branch if squadnb created it, and drop the
         instance from its squad's files. A DEAD instance (session or server gone) or one whose worktree
@@ -423,6 +428,7 @@ class Instance:
     def send_prompt(self, text: str, timeout: float | None = None) -> None:
         return run_sync(self.asend_prompt(text, timeout))
 
+    @on_loop
     async def asend_prompt(self, text: str, timeout: float | None = None) -> None:
         """Wait until the agent is ready (at most ``timeout`` seconds, default the squad's
         ``ready_timeout``), paste ``text`` into its pane and press Enter.
@@ -471,6 +477,7 @@ class Instance:
     def refresh_status(self) -> Status:
         return run_sync(self.arefresh_status())
 
+    @on_loop
     async def arefresh_status(self) -> Status:
         """Recompute the status from the pane: gone or dead → DEAD; a known permission prompt →
         NEEDS_INPUT; changed since the last look → RUNNING; unchanged → READY. New and paused
@@ -501,6 +508,7 @@ class Instance:
     def preview(self, full_history: bool = False) -> str:
         return run_sync(self.apreview(full_history))
 
+    @on_loop
     async def apreview(self, full_history: bool = False) -> str:
         """The pane's text (no escape sequences; the whole scroll-back with ``full_history``); ``""``
         when the instance is not started, paused, or its session is gone."""
@@ -516,6 +524,7 @@ class Instance:
     def tmux_alive(self) -> bool:
         return run_sync(self.atmux_alive())
 
+    @on_loop
     async def atmux_alive(self) -> bool:
         """True when the session exists and its program still runs."""
         state = await self.squad.tmux.pane_state(self.session_name)
@@ -524,6 +533,7 @@ class Instance:
     def diff_stats(self) -> DiffStats:
         return run_sync(self.adiff_stats())
 
+    @on_loop
     async def adiff_stats(self) -> DiffStats:
         """Lines added/removed against ``base_commit_sha`` (untracked files included, the index left
         alone); the last stats when paused, not started or the worktree is gone. Saved when changed."""
@@ -539,6 +549,7 @@ class Instance:
     def has_unsaved_work(self) -> bool:
         return run_sync(self.ahas_unsaved_work())
 
+    @on_loop
     async def ahas_unsaved_work(self) -> bool:
         """True when the worktree is dirty or the branch has commits not in the repository's HEAD."""
         if not self.started:

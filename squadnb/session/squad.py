@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterator
 
-from squadnb._loop import run_sync
+from squadnb._loop import on_loop, run_sync
 from squadnb.errors import DuplicateTitle, InvalidTitle, UnknownInstance
 from squadnb.session._storage import InstanceData, Store, resolve_program
 from squadnb.session.git import Git
@@ -143,6 +143,7 @@ class Squad:
             prompt: str | None = None) -> Instance:
         return run_sync(self.anew(title, program, branch, prompt))
 
+    @on_loop
     async def anew(self, title: str, program: str | None = None, branch: str | None = None,
                    prompt: str | None = None) -> Instance:
         """A new instance, not started (saved to ``pending.json``); start it with ``inst.start()`` or
@@ -245,6 +246,7 @@ class Squad:
     def refresh(self) -> None:
         return run_sync(self.arefresh())
 
+    @on_loop
     async def arefresh(self) -> None:
         """Re-read the files (instances made or killed by other processes) and recompute every
         started, unpaused instance's status from its pane. Never raises because the tmux server is
@@ -255,6 +257,7 @@ class Squad:
     def kill_server(self) -> None:
         return run_sync(self.akill_server())
 
+    @on_loop
     async def akill_server(self) -> None:
         """Kill this squad's private tmux server (every session on it). Refuses the default server
         (:class:`~squadnb.errors.TmuxError`)."""

@@ -3,6 +3,8 @@ private socket."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import os
 import re
@@ -13,8 +15,10 @@ from pathlib import Path
 
 from session_helpers import branches, git, tmux_sessions, wait_for
 
+from squadnb import BatchExecutor
 from squadnb._loop import run_sync
-from squadnb.session import Squad, Status
+from squadnb.ops import BatchStartOperation
+from squadnb.session import Instance, Squad, Status
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)$")
 
@@ -117,6 +121,31 @@ def test_several_instances_start_concurrently_and_go_through_the_lifecycle(
     run_sync(all_of("akill"))
     assert branches(git_repo) == {"main"} and len(squad) == 0
     assert not tmux_sessions(tmux_socket) & {i.session_name for i in instances}
+
+
+def test_a_twins_run_on_squadnbs_loop_whichever_loop_awaits_them(squad: Squad) -> None:
+    """A notebook cell awaits on the kernel's loop (here: asyncio.run's); the repository lock such calls
+    contend for must stay usable by sync batches on squadnb's loop, and the other way round."""
+    for name in ("start", "pause", "resume", "kill", "send_prompt", "preview", "tmux_alive",
+                 "diff_stats", "refresh_status", "has_unsaved_work"):
+        assert inspect.iscoroutinefunction(getattr(Instance, "a" + name)), name
+    a, b, c, d = (squad.new(t) for t in "abcd")
+    asyncio.run(_gather(a.astart(), b.astart()))
+    assert BatchExecutor().execute([c, d], BatchStartOperation(), progress=False).all_succeeded
+    asyncio.run(_gather(*(i.apause() for i in (a, b, c, d))))
+    assert squad.select(status="paused") == [a, b, c, d]
+    asyncio.run(a.aresume())
+    asyncio.run(a.asend_prompt("twin"))
+
+    async def observe() -> tuple[str, bool, int, bool]:
+        return (await a.apreview(), await a.atmux_alive(), (await a.adiff_stats()).added,
+                await a.ahas_unsaved_work())
+
+    wait_for(lambda: "done: twin" in asyncio.run(observe())[0], what="the prompt's output")
+    assert asyncio.run(observe())[1:] == (True, 1, True)
+    assert asyncio.run(a.arefresh_status()) in (Status.RUNNING, Status.READY)
+    asyncio.run(_gather(*(i.akill() for i in (a, b, c, d))))
+    assert len(squad) == 0
 
 
 def test_state_files_use_claude_squads_schema(squad: Squad) -> None:
