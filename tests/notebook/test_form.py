@@ -177,6 +177,67 @@ def test_wrappers_retry_and_only_status(squad, started, has_session):
     assert has_session(squad["nb-1"]) and squad["nb-1"].status != Status.PAUSED
 
 
+class Flaky(Operation):
+    """Fails every attempt, noting when each one began."""
+
+    name = "Flaky"
+
+    def __init__(self) -> None:
+        self.began: list[float] = []
+
+    async def execute(self, instance) -> None:
+        self.began.append(time.monotonic())
+        raise ConnectionError("connection reset")
+
+
+def test_retry_count_and_delay_reach_the_batch(squad):
+    squad.new("nb-0")
+    flaky = Flaky()
+    form = BatchForm(squad, operations=[flaky])
+    form.select_all_button.click()
+    form.operation.value = "Flaky"
+    form.retries.value = 2
+    form.retry_delay.value = 0.3
+    form.run_button.click()
+    [result] = form.wait(60).results
+    assert result.status == "failed" and result.attempts == 3
+    assert "after 2 retries" in str(result.error)
+    gaps = [later - earlier for earlier, later in zip(flaky.began, flaky.began[1:])]
+    assert len(gaps) == 2 and min(gaps) >= 0.3
+
+
+def test_timeout_bounds_each_operation(squad):
+    squad.new("nb-0")
+    form = BatchForm(squad, operations=[Nap(), Flaky()])
+    form.select_all_button.click()
+    form.operation.value = "Nap"
+    form.timeout.value = 0.5
+    begun = time.monotonic()
+    form.run_button.click()
+    [result] = form.wait(30).results
+    assert result.status == "timed out" and time.monotonic() - begun < 30
+    form.timeout.value = 0  # no limit
+    form.operation.value = "Flaky"
+    form.run_button.click()
+    form.wait(30)
+    assert form.executor.timeout is None
+
+
+def test_custom_destructive_operation_asks_first(squad):
+    squad.new("nb-0")
+    squad.new("nb-1")
+    wipe = Flaky()
+    wipe.destructive = True
+    form = BatchForm(squad, operations={"Wipe": wipe})
+    assert list(form.operation.options) == ["Start", "Pause", "Resume", "Kill", "Prompt", "Wipe"]
+    form.select_all_button.click()
+    form.operation.value = "Wipe"
+    form.run_button.click()
+    assert "Wipe 2 instances?" in form.confirm_label.value and wipe.began == []
+    form.confirm_button.click()
+    assert form.wait(30).total == 2 and len(wipe.began) == 2
+
+
 def test_bad_input_runs_nothing(squad, started):
     started(1)
     form = BatchForm(squad)
