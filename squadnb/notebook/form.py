@@ -119,7 +119,7 @@ class BatchForm:
         self._idle = threading.Event()
         self._idle.set()
         self._pending: tuple[list[Any], Any] | None = None
-        self._last_batch: tuple[Any, bool] | None = None
+        self._last_op: Any = None
 
         self._build_widgets()
         self.refresh()
@@ -197,8 +197,9 @@ class BatchForm:
 
     # -------------------------------------------------------- instance list
     def refresh(self) -> None:
-        """Re-read the squad (statuses included) and rebuild the instance list under the status
-        filter, keeping the selection of instances still shown."""
+        """Rebuild the instance list from the squad's instances and their last known statuses, under
+        the status filter, keeping the selection of instances still shown. The Refresh button calls
+        ``squad.refresh()`` first, so it also sees changes made outside this process."""
         keep = set(self.instances.value)
         wanted = self.status_filter.value
         shown = [inst for inst in self.squad.instances
@@ -282,14 +283,14 @@ class BatchForm:
         self._say("Cancelled before running: nothing was changed.")
 
     def _on_retry(self, _button: Any) -> None:
-        """Run the last batch's operation again on the instances that failed in it (they were
-        confirmed already, so no second confirmation)."""
-        if self.last_result is None or self._last_batch is None:
+        """Run the last batch's operation again on the instances that failed in it, with the form's
+        current concurrency, timeout and transaction settings (they were confirmed already, so no
+        second confirmation)."""
+        if self.last_result is None or self._last_op is None:
             return
         failed = list(self.last_result.failed_instances())
         if failed:
-            op, _ = self._last_batch
-            self._start(failed, op)
+            self._start(failed, self._last_op)
 
     def _on_cancel(self, _button: Any) -> None:
         if self._future is not None and not self._future.done():
@@ -300,8 +301,7 @@ class BatchForm:
         timeout = self.timeout.value
         self.executor.max_concurrency = self.concurrency.value
         self.executor.set_timeout(timeout if timeout > 0 else None)
-        transaction = self.transaction.value
-        self._last_batch = (op, transaction)
+        self._last_op = op
         self._idle.clear()
         self.run_button.disabled = True
         self.retry_button.disabled = True
@@ -314,7 +314,7 @@ class BatchForm:
                   f"{'s' if len(targets) != 1 else ''}…")
         try:
             self._future = self.executor.submit(targets, op, progress=self._on_progress,
-                                                transaction=transaction)
+                                                transaction=self.transaction.value)
         except Exception as exc:  # refused before anything ran (e.g. an instance listed twice)
             self._finish_idle()
             self._say(f"Nothing ran: {exc}", error=True)
