@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from typing import Any
@@ -270,6 +271,24 @@ def test_retry_delay_and_backoff_are_waited() -> None:
                                 jitter=0.01), [Item("a")])
     assert result.all_succeeded
     assert time.monotonic() - start >= 0.05 + 0.1
+
+
+def test_retry_jitter_adds_a_uniform_wait_of_at_most_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    draws: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        draws.append((low, high))
+        return high  # the longest wait jitter allows
+
+    monkeypatch.setattr(random, "uniform", uniform)
+    start = time.monotonic()
+    result = run(RetryOperation(Flaky(failures=2), max_retries=2, delay=0, jitter=0.1), [Item("a")])
+    assert result.all_succeeded and result.results[0].attempts == 3
+    assert draws == [(0, 0.1), (0, 0.1)]  # one draw per retry
+    assert time.monotonic() - start >= 0.2
+    draws.clear()
+    assert run(RetryOperation(Flaky(failures=1), delay=0), [Item("b")]).all_succeeded
+    assert draws == []  # no jitter, no draw
 
 
 def test_retry_with_a_plain_operation() -> None:
