@@ -158,6 +158,13 @@ def test_dead_tmux_server_makes_instances_dead_and_kill_still_cleans(
         squad.kill_server()
         squad.refresh()  # never raises
         assert a.status is Status.DEAD and b.status is Status.PAUSED
+        # DEAD never reaches a claude-squad file: written as READY (1), recomputed on load
+        entries = json.loads((squad.home / "state.json").read_text())["instances"]
+        assert {e["title"]: e["status"] for e in entries} == {"a": 1, "b": 3}
+        reloaded = Squad(home=squad.home, repo=git_repo, tmux_socket=socket)
+        assert reloaded["a"].status is Status.READY
+        reloaded.refresh()
+        assert reloaded["a"].status is Status.DEAD and reloaded["b"].status is Status.PAUSED
         assert squad.to_dataframe().set_index("title")["alive"].to_dict() == {"a": False, "b": False}
         with pytest.raises(InvalidState, match="instance 'a': send prompt failed: .*DEAD"):
             a.send_prompt("hello")

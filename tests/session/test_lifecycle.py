@@ -43,7 +43,11 @@ def test_full_lifecycle_of_one_instance(squad: Squad, git_repo: Path, tmux_socke
     wait_for(lambda: output_files(inst) == ["1.txt"], what="the demo agent's output file")
     wait_for(lambda: "done: write the fix" in inst.preview(), what="the agent to finish")
     (Path(inst.worktree_path) / "README.md").write_text("changed\n")
+    index = Path(git(inst.worktree_path, "rev-parse", "--path-format=absolute", "--git-path",
+                     "index").strip())
+    before = index.read_bytes()
     stats = inst.diff_stats()
+    assert index.read_bytes() == before  # diff stats never write the worktree's index
     assert (stats.added, stats.removed) == (2, 1)  # the untracked output file counts
     assert "demo-output/1.txt" in stats.content
     assert git(inst.worktree_path, "status", "--porcelain").count("??") == 1  # index not touched
