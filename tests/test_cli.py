@@ -370,6 +370,20 @@ def test_deadline_and_timeout_bound_the_batch(cli: Cli) -> None:
     assert json.loads(done.stdout)[0]["status"] == "timed out"
 
 
+def test_concurrency_bounds_the_batch(cli: Cli) -> None:
+    busy = [cli.t("b1"), cli.t("b2")]
+    cli.ok("new", *busy, "--program", demo_program(work_seconds=60))
+    cli.ok("start", *busy)
+    cli.ok("prompt", "take your time", *busy)  # both agents now work for a minute: a prompt waits
+    for concurrency, attempts in (("1", [1, 0]), ("2", [1, 1])):
+        done = cli("prompt", "and another", *busy, "--concurrency", concurrency, "--deadline", "1",
+                   "--json")
+        assert done.returncode == 1, done.stderr
+        records = json.loads(done.stdout)
+        assert [r["status"] for r in records] == ["cancelled", "cancelled"], concurrency
+        assert [r["attempts"] for r in records] == attempts, concurrency
+
+
 def test_claude_squad_names_and_home(cli: Cli, tmp_path: Path) -> None:
     home = tmp_path / ".claude-squad"
     title = cli.t("cs")
