@@ -349,11 +349,12 @@ def test_partial_failure_exits_1_and_retries_count_attempts(cli: Cli) -> None:
     good, bad = cli.t("good"), cli.t("bad")
     cli.ok("new", good, "--program", demo_program())
     cli.ok("new", bad, "--program", "squadnb-no-such-program")
-    done = cli("start", good, bad, "--retries", "1", "--retry-delay", "0", "--json")
+    done = cli("start", good, bad, "--retries", "1", "--retry-delay", "0.5", "--json")
     assert done.returncode == 1, done.stderr
     records = {r["title"]: r for r in json.loads(done.stdout)}
     assert records[good]["status"] == "succeeded" and records[good]["attempts"] == 1
     assert records[bad]["status"] == "failed" and records[bad]["attempts"] == 2
+    assert records[bad]["seconds"] >= 0.5  # the delay between the two attempts
     assert "squadnb-no-such-program" in records[bad]["error"]
     assert records[bad]["operation"] == "Retry(Start)"
     assert set(cli.state()) == {good}
