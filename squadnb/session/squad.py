@@ -206,7 +206,9 @@ class Squad:
                where: Callable[[Instance], bool] | pd.Series | None = None) -> list[Instance]:
         """The instances (creation order) whose status is ``status`` (a :class:`Status`, its name in any
         case such as ``"paused"``, or a collection of them) and for which ``where`` holds (a callable,
-        or a boolean pandas Series aligned with :meth:`to_dataframe`)."""
+        or a boolean pandas Series aligned with :meth:`to_dataframe`, row for row). Raises
+        ``ValueError`` for an unknown status name, or a mask whose length is not the number of
+        instances (a mask of an older or filtered table would pick the wrong rows)."""
         chosen = self.instances
         if status is not None:
             wanted = _statuses(status)
@@ -215,22 +217,38 @@ class Squad:
             return chosen
         if callable(where):
             return [inst for inst in chosen if where(inst)]
-        mask = dict(zip(self.to_dataframe()["title"], list(where)))
-        return [inst for inst in chosen if bool(mask.get(inst.title, False))]
+        titles = [inst.title for inst in self.instances]  # the rows of to_dataframe(), in order
+        if len(where) != len(titles):
+            raise ValueError(f"where= mask has {len(where)} rows but the squad has {len(titles)} "
+                             "instances; build it from a fresh squad.to_dataframe()")
+        mask = dict(zip(titles, list(where)))
+        return [inst for inst in chosen if bool(mask[inst.title])]
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per instance: ``title, status`` (lower-case name; ``new`` when not started),
-        ``branch, program, worktree, added, removed, created, alive`` (from the last refresh)."""
+        """One row per instance, in creation order: ``title, status`` (lower-case name; ``new`` when
+        not started), ``branch, program, worktree`` (strings), ``added, removed`` (int, from the last
+        diff stats), ``created`` (UTC datetime), ``alive`` (bool, from the last refresh). The dtypes
+        are the same for an empty squad."""
         import pandas as pd
 
-        rows = [{"title": inst.title, "status": inst.status.name.lower(), "branch": inst.branch,
-                 "program": inst.program, "worktree": inst.worktree_path, "added": inst.diff.added,
-                 "removed": inst.diff.removed, "created": pd.Timestamp(inst.created_at),
-                 "alive": inst.started and inst.status not in (Status.PAUSED, Status.DEAD)}
-                for inst in self.instances]
-        columns = ["title", "status", "branch", "program", "worktree", "added", "removed", "created",
-                   "alive"]
-        return pd.DataFrame(rows, columns=columns)
+        instances = self.instances
+
+        def column(values: list[object], dtype: str) -> pd.Series:
+            return pd.Series(values, dtype=dtype)
+
+        return pd.DataFrame({
+            "title": column([i.title for i in instances], "str"),
+            "status": column([i.status.name.lower() for i in instances], "str"),
+            "branch": column([i.branch for i in instances], "str"),
+            "program": column([i.program for i in instances], "str"),
+            "worktree": column([i.worktree_path for i in instances], "str"),
+            "added": column([i.diff.added for i in instances], "int64"),
+            "removed": column([i.diff.removed for i in instances], "int64"),
+            "created": pd.to_datetime(column([i.created_at for i in instances], "object"), utc=True)
+                         .astype("datetime64[ns, UTC]"),
+            "alive": column([i.started and i.status not in (Status.PAUSED, Status.DEAD)
+                             for i in instances], "bool"),
+        })
 
     def _repr_html_(self) -> str:
         return self.to_dataframe().to_html(index=False, escape=True)
