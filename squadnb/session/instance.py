@@ -38,6 +38,8 @@ START_SETTLE = 0.15
 #: ... or, if it shows nothing, once it has stayed alive this long
 START_QUIET = 1.0
 POLL = 0.05
+#: with nothing to compare against, a status look takes a second capture this much later
+FIRST_LOOK_GAP = 0.25
 #: persisted diff text is cut to this many characters (claude-squad stores it whole)
 DIFF_CONTENT_LIMIT = 100_000
 
@@ -480,30 +482,36 @@ class Instance:
     @on_loop
     async def arefresh_status(self) -> Status:
         """Recompute the status from the pane: gone or dead → DEAD; a known permission prompt →
-        NEEDS_INPUT; changed since the last look → RUNNING; unchanged → READY. New and paused
-        instances, and instances busy in another call, keep their status. Never raises because the tmux
-        server is gone (that is DEAD). A change is saved at once."""
+        NEEDS_INPUT; the program's own ready prompt on the last line → READY; otherwise changed since
+        the last look → RUNNING, unchanged → READY. The first look in a process (no last look to
+        compare with, e.g. a fresh ``squadnb ls``) looks twice, ``FIRST_LOOK_GAP`` apart. New and
+        paused instances, and instances busy in another call, keep their status. Never raises because
+        the tmux server is gone (that is DEAD). A change is saved at once."""
         if not self.started or self.paused or self._lock.locked():
             return self.status
-        snap = await self.squad.tmux.snapshot(self.session_name)
-        status: Status
-        if snap is None or snap[0].dead:
-            self.exit_status = snap[0].exit_status if snap else None
-            status = Status.DEAD
-        else:
-            text = snap[1]
-            digest = hashlib.sha256(text.encode()).hexdigest()
-            lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-            if _asks_permission(profile_for(self.program), lines):
-                status = Status.NEEDS_INPUT
-            elif digest != self._last_hash:
-                status = Status.RUNNING
-            else:
-                status = Status.READY
-            self._last_hash = digest
+        status = await self._pane_status()
         if status is not self.status and not self._lock.locked() and self.started and not self.paused:
             self._set(status)
         return self.status
+
+    async def _pane_status(self) -> Status:
+        profile = profile_for(self.program)
+        while True:
+            snap = await self.squad.tmux.snapshot(self.session_name)
+            if snap is None or snap[0].dead:
+                self.exit_status = snap[0].exit_status if snap else None
+                return Status.DEAD
+            text = snap[1]
+            previous, self._last_hash = self._last_hash, hashlib.sha256(text.encode()).hexdigest()
+            lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+            if _asks_permission(profile, lines):
+                return Status.NEEDS_INPUT
+            if profile.ready_text is not None and lines and lines[-1].endswith(profile.ready_text):
+                return Status.READY
+            if previous is None:
+                await asyncio.sleep(FIRST_LOOK_GAP)
+                continue
+            return Status.RUNNING if self._last_hash != previous else Status.READY
 
     def preview(self, full_history: bool = False) -> str:
         return run_sync(self.apreview(full_history))

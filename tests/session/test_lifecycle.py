@@ -100,6 +100,22 @@ def test_status_from_the_pane(squad: Squad) -> None:
     inst.kill()
 
 
+def test_a_fresh_process_sees_an_idle_agent_as_ready_on_its_first_look(squad: Squad) -> None:
+    """A new Squad (another process, a fresh ``squadnb ls``) has no earlier look to compare with."""
+    demo = squad.new("demo idle")
+    idle = squad.new("shell idle", program="sh -c 'echo idle; exec sleep 600'")
+    busy = squad.new("shell busy", program="sh -c 'while :; do date +%s%N; sleep 0.02; done'")
+    for instance in (demo, idle, busy):
+        instance.start()
+    fresh = Squad(home=squad.home, repo=squad.repo, tmux_socket=squad.tmux.socket)
+    fresh.refresh()
+    assert fresh["demo idle"].status is Status.READY  # its own ready prompt
+    assert fresh["shell idle"].status is Status.READY  # unchanged across the two looks
+    assert fresh["shell busy"].status is Status.RUNNING  # changed between them
+    for instance in (demo, idle, busy):
+        instance.kill()
+
+
 def test_several_instances_start_concurrently_and_go_through_the_lifecycle(
         squad: Squad, git_repo: Path, tmux_socket: str) -> None:
     titles = [f"agent {i}" for i in range(10)]
