@@ -330,6 +330,18 @@ def test_where_and_status_select_targets(cli: Cli) -> None:
     assert {t: i["status"] == 3 for t, i in cli.state().items()} == {a: True, b: False, c: False}
 
 
+def test_idle_agents_list_as_ready_in_a_new_process(cli: Cli) -> None:
+    """Each command is a new process with no earlier look at the panes: idle agents are still
+    'ready', so the issue's own example selection works."""
+    a, b = cli.started("a", "b")
+    cli.ok("prompt", "write something", a)
+    wait = time.monotonic() + 30
+    while not any(r["title"] == a and r["added"] > 0 for r in cli.json("ls")):
+        assert time.monotonic() < wait, "the agent's output never showed in the diff"
+    assert [r["title"] for r in cli.json("ls", "--where", "status == 'ready' and added > 0")] == [a]
+    assert [r["title"] for r in cli.json("ls", "--status", "ready")] == [a, b]
+
+
 def test_transaction_failure_rolls_back(cli: Cli) -> None:
     a, b, c = cli.started("a", "b", "c")
     cli.ok("pause", c)

@@ -8,13 +8,14 @@ anything: statuses come from the files until :meth:`Squad.refresh` looks at the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterator
 
 from squadnb._loop import on_loop, run_sync
-from squadnb.errors import DuplicateTitle, InvalidTitle, UnknownInstance
+from squadnb.errors import DuplicateTitle, InvalidTitle, SessionError, UnknownInstance
 from squadnb.session._storage import InstanceData, Store, resolve_program
 from squadnb.session.git import Git
 from squadnb.session.instance import Instance, Status
@@ -267,10 +268,11 @@ class Squad:
     @on_loop
     async def arefresh(self) -> None:
         """Re-read the files (instances made or killed by other processes) and recompute every
-        started, unpaused instance's status from its pane. Never raises because the tmux server is
-        gone: those instances become DEAD."""
+        started, unpaused instance's status from its pane and its diff stats, as claude-squad's tick
+        does. Never raises because the tmux server is gone (those instances become DEAD) or because
+        git fails on one worktree (its last diff stats are kept)."""
         self._load()
-        await asyncio.gather(*(inst.arefresh_status() for inst in self.instances))
+        await asyncio.gather(*(_refresh(inst) for inst in self.instances))
 
     def kill_server(self) -> None:
         return run_sync(self.akill_server())
@@ -280,6 +282,12 @@ class Squad:
         """Kill this squad's private tmux server (every session on it). Refuses the default server
         (:class:`~squadnb.errors.TmuxError`)."""
         await self.tmux.kill_server()
+
+
+async def _refresh(instance: Instance) -> None:
+    await instance.arefresh_status()
+    with contextlib.suppress(SessionError):
+        await instance.adiff_stats()
 
 
 def _statuses(spec: StatusSpec) -> set[Status]:
