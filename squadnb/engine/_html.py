@@ -1,5 +1,6 @@
 """Pure builders for how a :class:`~squadnb.engine.result.PartialResult` renders: HTML for notebooks
-(a pandas Styler table, rows coloured by status) and plain text.
+(a pandas Styler table, rows coloured by status) and plain text. ``status_table`` also renders a
+squad's table.
 
 Everything shown goes through HTML escaping. The markup holds no random id, ``id()`` or clock reading:
 the Styler's uuid is derived from the content, so identical results render to identical bytes
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["result_html", "result_text"]
+__all__ = ["STATUS_STYLES", "result_html", "result_text", "status_table"]
 
 _TEXT = "color: #212529"
 STATUS_STYLES = {
@@ -39,27 +40,28 @@ def _display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return shown.astype(str)
 
 
-def _row_style(row: pd.Series) -> list[str]:
-    return [STATUS_STYLES.get(row["status"], "")] * len(row)
-
-
-def result_html(summary: str, frame: pd.DataFrame) -> str:
-    """``<div class="squadnb-result">``: the escaped summary line, then the table with one coloured row
-    per instance (a plain ``DataFrame.to_html`` table when jinja2, which Styler needs, is missing)."""
-    shown = _display_frame(frame)
+def status_table(caption: str, shown: pd.DataFrame, styles: Mapping[str, str], css_class: str) -> str:
+    """``<div class="<css_class>">``: the escaped caption, then ``shown`` (every cell text) as a table
+    with each row coloured by ``styles[row["status"]]`` (a plain ``DataFrame.to_html`` table when
+    jinja2, which Styler needs, is missing). The Styler uuid is derived from the content."""
     try:
         import jinja2  # noqa: F401  (Styler needs it; checked here so the fallback is explicit)
     except ImportError:
         table = shown.to_html(index=False, escape=True)
     else:
-        digest = hashlib.sha1((summary + shown.to_csv(index=False)).encode()).hexdigest()[:10]
-        table = (shown.style.apply(_row_style, axis=1)
+        digest = hashlib.sha1((caption + shown.to_csv(index=False)).encode()).hexdigest()[:10]
+        table = (shown.style.apply(lambda row: [styles.get(row["status"], "")] * len(row), axis=1)
                  .format(escape="html")
                  .hide(axis="index")
                  .set_uuid(f"squadnb_{digest}")
                  .to_html())
-    return (f'<div class="squadnb-result"><p class="squadnb-summary">{html.escape(summary)}</p>\n'
+    return (f'<div class="{css_class}"><p class="squadnb-summary">{html.escape(caption)}</p>\n'
             f"{table}</div>")
+
+
+def result_html(summary: str, frame: pd.DataFrame) -> str:
+    """A result's table: the summary line, then one row per instance coloured by its status."""
+    return status_table(summary, _display_frame(frame), STATUS_STYLES, "squadnb-result")
 
 
 def result_text(summary: str, frame: pd.DataFrame) -> str:

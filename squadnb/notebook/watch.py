@@ -12,40 +12,12 @@ from squadnb import _loop
 
 __all__ = ["StatusView", "watch"]
 
-_COLOURS = {
-    "running": "#d4edda",
-    "ready": "#e2f0fb",
-    "loading": "#fff3cd",
-    "needs_input": "#ffe5b4",
-    "paused": "#e9ecef",
-    "dead": "#f8d7da",
-    "new": "",
-}
-_COLUMNS = ["title", "status", "branch", "program", "added", "removed", "alive"]
-
-
-def _row_style(row: Any) -> list[str]:
-    colour = _COLOURS.get(str(row["status"]), "")
-    return [f"background-color:{colour}" if colour else ""] * len(row)
-
-
-def render(squad: Any) -> str:
-    """The HTML table of ``squad.to_dataframe()`` (no times or paths, so it is stable), rows
-    coloured by status."""
-    frame = squad.to_dataframe()
-    frame = frame[[c for c in _COLUMNS if c in frame.columns]]
-    caption = f"{len(frame)} instance{'s' if len(frame) != 1 else ''}"
-    if frame.empty:
-        return f"<p>{caption}</p>"
-    styler = frame.style.apply(_row_style, axis=1).hide(axis="index").set_uuid("squadnb_watch")
-    return f"<p>{html.escape(caption)}</p>" + styler.to_html()
-
 
 class StatusView:
     """The live view :func:`watch` returns.
 
     ``widget`` is an ``ipywidgets.HTML`` whose value is re-rendered every ``interval`` seconds by a
-    task on squadnb's loop (``squad.arefresh()`` then :func:`render`). The task stops on
+    task on squadnb's loop (``squad.arefresh()``, then the squad's coloured table). The task stops on
     :meth:`stop`, or when the last view of the widget in the front end is closed (re-running the
     cell, closing the notebook). A refresh that raises shows its error in the view and the task keeps
     going; ``refreshes`` counts the completed refreshes.
@@ -59,7 +31,7 @@ class StatusView:
         self.refreshes = 0
         self.last_error: Exception | None = None
         # _view_count=0 (not None) asks the front end to count its views of the widget.
-        self.widget = widgets.HTML(value=render(squad), _view_count=0)
+        self.widget = widgets.HTML(value=squad._repr_html_(), _view_count=0)
         self.widget.observe(self._on_views, names="_view_count")
         self._future = _loop.submit(self._run())
 
@@ -67,7 +39,7 @@ class StatusView:
         while True:
             try:
                 await self.squad.arefresh()
-                value = render(self.squad)
+                value = self.squad._repr_html_()
                 self.last_error = None
             except Exception as exc:  # noqa: BLE001 - shown in the view; the next refresh may work
                 self.last_error = exc

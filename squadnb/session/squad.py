@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterator
 
 from squadnb._loop import on_loop, run_sync
+from squadnb.engine._html import status_table
 from squadnb.errors import DuplicateTitle, InvalidTitle, SessionError, UnknownInstance
 from squadnb.session._storage import InstanceData, Store, resolve_program
 from squadnb.session.git import Git
@@ -252,7 +253,12 @@ class Squad:
         })
 
     def _repr_html_(self) -> str:
-        return self.to_dataframe().to_html(index=False, escape=True)
+        """The :meth:`to_dataframe` table under the text summary, every cell escaped, each row coloured
+        by status (dead red, needs_input amber, running green, ready blue, paused grey)."""
+        frame = self.to_dataframe()
+        shown = frame.astype(object)
+        shown["created"] = [t.strftime("%Y-%m-%d %H:%M:%S") for t in frame["created"]]
+        return status_table(repr(self), shown.astype(str), STATUS_STYLES, "squadnb-squad")
 
     def __repr__(self) -> str:
         counts: dict[str, int] = {}
@@ -282,6 +288,18 @@ class Squad:
         """Kill this squad's private tmux server (every session on it). Refuses the default server
         (:class:`~squadnb.errors.TmuxError`)."""
         await self.tmux.kill_server()
+
+
+_TEXT = "color: #212529"
+#: row colours of a squad's table, by status
+STATUS_STYLES = {
+    "running": f"background-color: #d4edda; {_TEXT}",
+    "ready": f"background-color: #e2f0fb; {_TEXT}",
+    "loading": f"background-color: #fff3cd; {_TEXT}",
+    "needs_input": f"background-color: #ffe5b4; {_TEXT}",
+    "paused": f"background-color: #e9ecef; {_TEXT}",
+    "dead": f"background-color: #f8d7da; {_TEXT}",
+}
 
 
 async def _refresh(instance: Instance) -> None:

@@ -14,6 +14,7 @@ from session_helpers import wait_for
 
 import squadnb
 from squadnb.session import Squad, Status
+from squadnb.session.squad import STATUS_STYLES
 
 
 def test_select_by_status_callable_and_pandas_mask(squad: Squad) -> None:
@@ -55,7 +56,10 @@ def test_to_dataframe_columns_and_html(squad: Squad) -> None:
     assert empty.to_dataframe().dtypes.equals(frame.dtypes) and len(empty.to_dataframe()) == 0
     html = squad._repr_html_()
     assert "&lt;pending &amp; co&gt;" in html and "<pending" not in html
-    assert all(f"<th>{column}</th>" in html for column in frame.columns)
+    assert all(f">{column}</th>" in html for column in frame.columns)
+    background = STATUS_STYLES[frame["status"].tolist()[1]].split(";")[0]
+    assert f"{background};" in html  # the started row is coloured by its status
+    assert html == squad._repr_html_()  # stable for the same content
 
 
 def _other_process(home: Path, squad: Squad, code: str) -> str:
