@@ -17,10 +17,11 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import branches, tmux_sessions, wait_for
 
 from squadnb.agents import demo_program, scratch_repo
 from squadnb.errors import SquadError
@@ -30,24 +31,6 @@ RECORD_FIELDS = ["title", "operation", "status", "error", "seconds", "attempts"]
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def poll(check: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
-    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def tmux_sessions(socket: str) -> set[str]:
-    done = subprocess.run(["tmux", "-L", socket, "list-sessions", "-F", "#{session_name}"],
-                          capture_output=True, text=True)
-    return set(done.stdout.split()) if done.returncode == 0 else set()
 
 
 def tmux_server_running(socket: str) -> bool:
@@ -61,12 +44,6 @@ def socket_path(socket: str) -> Path:
 def demo_gone(socket: str) -> bool:
     """No tmux server on the demo's socket, and no socket file either."""
     return not tmux_server_running(socket) and not socket_path(socket).exists()
-
-
-def branches(repo: Path) -> set[str]:
-    out = subprocess.run(["git", "-C", str(repo), "branch", "--format=%(refname:short)"],
-                         capture_output=True, text=True, check=True).stdout
-    return set(out.split())
 
 
 def worktrees(repo: Path) -> list[str]:
@@ -216,7 +193,7 @@ def test_demo_interrupted_cleans_up(tmp_path: Path) -> None:
             if line.startswith("[3/6]"):
                 break
         socket = demo_socket("".join(lines))
-        poll(lambda: len(tmux_sessions(socket)) == 3, what="the demo's agents")
+        wait_for(lambda: len(tmux_sessions(socket)) == 3, what="the demo's agents")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -268,10 +245,10 @@ def test_lifecycle_through_the_commands(cli: Cli) -> None:
     assert len(worktrees(cli.repo)) == 2
 
     cli.ok("prompt", "write it down", a, b)
-    rows = poll(lambda: all(r["added"] for r in cli.json("diff", a, b)) and cli.json("diff", a, b),
+    rows = wait_for(lambda: all(r["added"] for r in cli.json("diff", a, b)) and cli.json("diff", a, b),
                 what="the agents' work")
     assert [r["title"] for r in rows] == [a, b]
-    poll(lambda: "done: write it down" in cli.ok("preview", a).stdout, what="the agent's answer")
+    wait_for(lambda: "done: write it down" in cli.ok("preview", a).stdout, what="the agent's answer")
     patch = cli.ok("diff", a, "--patch").stdout
     assert f"--- {a}" in patch and "demo-output/" in patch
     listed = cli.ls()
@@ -514,7 +491,7 @@ def test_ctrl_c_cancels_the_batch_and_reports_it(cli: Cli) -> None:
             if select.select([controller], [], [], 0.05)[0]:
                 seen += os.read(controller, 4096)
             return b"SendPrompt:   0%" in seen
-        poll(bar_shown, what="the progress bar of the prompt batch")
+        wait_for(bar_shown, what="the progress bar of the prompt batch")
         # The bar is drawn just before the batch is handed to squadnb's loop; the interrupt must land
         # once the main thread blocks on the batch (half a second asleep on its future), not before.
         streak = 0
@@ -524,7 +501,7 @@ def test_ctrl_c_cancels_the_batch_and_reports_it(cli: Cli) -> None:
             asleep = "futex" in Path(f"/proc/{proc.pid}/wchan").read_text()
             streak = streak + 1 if asleep else 0
             return streak >= 10
-        poll(blocked_on_the_batch, what="the command to wait on its batch")
+        wait_for(blocked_on_the_batch, what="the command to wait on its batch")
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:

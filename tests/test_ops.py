@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from session.session_helpers import branches, tmux_sessions, wait_for
+from helpers import branches, tmux_sessions, wait_for
 
 from squadnb import BatchExecutor, RolledBack
 from squadnb._loop import run_sync

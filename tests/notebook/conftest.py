@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from squadnb._loop import run_sync
-
-
-def _wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -34,12 +21,6 @@ def has_session(tmux_socket: str) -> Callable[[Any], bool]:
                                f"={instance.session_name}"], capture_output=True).returncode == 0
 
     return check
-
-
-@pytest.fixture
-def wait_for() -> Callable[..., Any]:
-    """``wait_for(check, timeout, what)``: poll ``check`` until it is true, fail at the deadline."""
-    return _wait_for
 
 
 @pytest.fixture

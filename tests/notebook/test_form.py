@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_for
 
 from squadnb import ConditionalOperation, Operation, RolledBack, Status
 from squadnb.notebook import BatchForm
@@ -52,7 +53,7 @@ def test_run_pause_on_the_selection(squad, started, has_session):
     assert not form.run_button.disabled and form.cancel_button.disabled
 
 
-def test_prompt_needs_text_and_reaches_the_agents(squad, started, wait_for):
+def test_prompt_needs_text_and_reaches_the_agents(squad, started):
     started(2)
     form = BatchForm(squad)
     form.operation.value = "Prompt"
@@ -103,7 +104,7 @@ class Nap(Operation):
         await asyncio.sleep(600)
 
 
-def test_cancel_really_cancels(squad, started, wait_for):
+def test_cancel_really_cancels(squad, started):
     started(3)
     nap = Nap()
     form = BatchForm(squad, operations=[nap])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from helpers import wait_for
 
 from squadnb.notebook.watch import StatusView, watch
 
 
-def test_watch_refreshes_until_stopped(squad, started, tmux_socket, wait_for):
+def test_watch_refreshes_until_stopped(squad, started, tmux_socket):
     started(2)
     view = watch(squad, interval=0.1)
     assert isinstance(view, StatusView) and view.running
@@ -27,7 +28,7 @@ def test_watch_refreshes_until_stopped(squad, started, tmux_socket, wait_for):
     assert view.refreshes == count
 
 
-def test_watch_stops_when_its_last_view_closes(squad, started, wait_for):
+def test_watch_stops_when_its_last_view_closes(squad, started):
     started(1)
     view = watch(squad, interval=0.1)
     view.widget._view_count = 1

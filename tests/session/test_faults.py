@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from session_helpers import branches, git, tmux, tmux_sessions, wait_for
+from helpers import branches, git, tmux, tmux_sessions, wait_for
 
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, GitError, InvalidState, InvalidTitle,
                             NotAGitRepo, ProgramExited, StateFileError)

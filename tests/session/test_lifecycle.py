@@ -13,7 +13,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from session_helpers import branches, git, tmux_sessions, wait_for
+from helpers import branches, git, tmux_sessions, wait_for
 
 from squadnb import BatchExecutor
 from squadnb._loop import run_sync
@@ -169,7 +169,7 @@ def test_a_twins_run_on_squadnbs_loop_whichever_loop_awaits_them(squad: Squad) -
 
 
 def test_state_files_use_claude_squads_schema(squad: Squad) -> None:
-    pending = squad.new("pending one", prompt="hello")
+    squad.new("pending one", prompt="hello")
     started = squad.new("started one")
     started.start()
     state = json.loads((squad.home / "state.json").read_text())

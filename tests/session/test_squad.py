@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from session_helpers import wait_for
+from helpers import wait_for
 
 import squadnb
 from squadnb.session import Squad, Status

@@ -1,18 +1,28 @@
-"""Polling helpers for the session tests (never a fixed sleep to wait for tmux)."""
+"""Helpers shared by the tests (``pythonpath = ["tests"]`` in pyproject.toml puts this on sys.path):
+polling with a deadline (never a fixed sleep to wait for tmux) and reading real git and tmux state."""
 
 from __future__ import annotations
 
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
+
+import pytest
+
+T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
+def wait_for(check: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
+    """Call ``check`` until it returns something truthy and return that; fail after ``timeout``
+    seconds."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        value = check()
+        if value:
+            return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
 
 
