@@ -524,22 +524,14 @@ def _demo_kept(squad: Squad, workdir: Path) -> None:
           f"tmux -L {squad.tmux_socket} kill-server; rm -rf {workdir}", flush=True)
 
 
-def _tmux_socket_path(socket: str) -> Path:
-    """Where ``tmux -L socket`` lives: ``$TMUX_TMPDIR`` (default ``/tmp``)/``tmux-<uid>``/socket."""
-    return Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / socket
-
-
 def _demo_cleanup(squad: Squad | None, workdir: Path, socket: str) -> None:
     """Stop the private tmux server and remove the work directory, which holds the repository (and so
     every branch) and the home (every worktree): nothing of the demo is left anywhere else."""
     if squad is not None:
         try:
-            squad.kill_server()
+            squad.kill_server()  # also removes the socket file tmux 3.3 leaves behind
         except SquadError as exc:
             _error(f"could not stop the demo's tmux server {socket}: {exc}")
-        else:
-            # tmux 3.3 leaves the socket file of a killed server behind; the name is this run's own
-            _tmux_socket_path(socket).unlink(missing_ok=True)
     shutil.rmtree(workdir, ignore_errors=True)
     left = " (could not remove it all)" if workdir.exists() else ""
     print(f"cleaned up: tmux server {socket} stopped, {workdir} removed{left}", flush=True)
