@@ -427,7 +427,7 @@ def _demo_workdir(path: str | None) -> Path:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from squadnb.agents import demo_program, scratch_repo
+    from squadnb.agents import demo_program, scratch_repo, set_demo_identity
 
     given = [f"--{name.replace('_', '-')}" for name in ("home", "repo", "socket", "program", "claude_squad")
              if getattr(args, name)]
@@ -437,10 +437,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if missing:
         raise _UsageError(f"the demo needs {' and '.join(missing)} on PATH")
     workdir = _demo_workdir(args.workdir)
-    for variable, value in [("GIT_AUTHOR_NAME", "squadnb demo"), ("GIT_AUTHOR_EMAIL", "demo@squadnb.invalid"),
-                            ("GIT_COMMITTER_NAME", "squadnb demo"),
-                            ("GIT_COMMITTER_EMAIL", "demo@squadnb.invalid")]:
-        os.environ.setdefault(variable, value)  # pause commits in the scratch repo need an identity
+    set_demo_identity(os.environ)  # the agents' pause commits inherit it
     socket = f"squadnb-demo-{os.getpid()}-{secrets.token_hex(3)}"
     print(f"squadnb demo: {args.n} demo agents, concurrency {args.concurrency}", flush=True)
     print(f"workdir: {workdir}\ntmux socket: {socket}", flush=True)

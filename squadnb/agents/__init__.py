@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 
-__all__ = ["demo_program", "scratch_repo"]
+__all__ = ["demo_program", "scratch_repo", "set_demo_identity"]
 
 
 def demo_program(work_seconds: float | None = None) -> str:
@@ -16,6 +17,15 @@ def demo_program(work_seconds: float | None = None) -> str:
     ``<sys.executable> -m squadnb.agents.demo [--work-seconds S]``."""
     command = f"{shlex.quote(sys.executable)} -m squadnb.agents.demo"
     return command if work_seconds is None else f"{command} --work-seconds {float(work_seconds):g}"
+
+
+def set_demo_identity(env: MutableMapping[str, str]) -> None:
+    """Give git an author and committer in ``env`` where it names none: commits in a scratch
+    repository (its initial commit, a pause's commit) must not depend on the user's git config."""
+    env.setdefault("GIT_AUTHOR_NAME", "squadnb demo")
+    env.setdefault("GIT_AUTHOR_EMAIL", "demo@squadnb.invalid")
+    env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
+    env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
 
 
 def scratch_repo(path: str | os.PathLike[str] | None = None, files: int = 3) -> Path:
@@ -30,10 +40,7 @@ def scratch_repo(path: str | os.PathLike[str] | None = None, files: int = 3) -> 
         raise FileExistsError(f"{root} is not empty")
     root.mkdir(parents=True, exist_ok=True)
     env = {**os.environ}
-    env.setdefault("GIT_AUTHOR_NAME", "squadnb demo")
-    env.setdefault("GIT_AUTHOR_EMAIL", "demo@squadnb.invalid")
-    env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
-    env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
+    set_demo_identity(env)
 
     def git(*args: str) -> None:
         subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, env=env)
