@@ -38,7 +38,7 @@ import pandas as pd
 
 from squadnb._loop import run_sync
 from squadnb.engine.executor import BatchExecutor
-from squadnb.engine.operation import Operation, RetryOperation
+from squadnb.engine.operation import Operation
 from squadnb.errors import (
     BatchInterrupted,
     BranchCheckedOut,
@@ -58,6 +58,7 @@ from squadnb.ops import (
     BatchPromptOperation,
     BatchResumeOperation,
     BatchStartOperation,
+    with_batch_options,
 )
 from squadnb.session.instance import Instance, Status
 from squadnb.session.squad import Squad
@@ -264,8 +265,7 @@ def _run_batch(args: argparse.Namespace, instances: list[Instance], operation: A
                **record_options: bool) -> int:
     """Run ``operation`` over ``instances`` as the options say; print the records; return the exit
     status (1 when any instance failed or a transaction was rolled back)."""
-    if args.retries:
-        operation = RetryOperation(operation, max_retries=args.retries, delay=args.retry_delay)
+    operation = with_batch_options(operation, retries=args.retries, retry_delay=args.retry_delay)
     executor = BatchExecutor(max_concurrency=args.concurrency, timeout=args.timeout)
     run = executor.execute_with_rollback if args.transaction else executor.execute
     started = time.monotonic()

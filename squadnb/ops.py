@@ -17,12 +17,14 @@ limit, and a timeout or cancel stops their git/tmux child processes.
 
 from __future__ import annotations
 
-from squadnb.engine.operation import Operation
+from typing import Any
+
+from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
 from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
-from squadnb.session.instance import Instance
+from squadnb.session.instance import Instance, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
-           "BatchResumeOperation", "BatchStartOperation"]
+           "BatchResumeOperation", "BatchStartOperation", "status_name", "with_batch_options"]
 
 
 def _require_started(instance: Instance) -> None:
@@ -126,3 +128,36 @@ class BatchPromptOperation(Operation):
 
     async def rollback(self, instance: Instance) -> None:
         raise RollbackNotSupported(f"SendPrompt cannot be rolled back (instance {instance.title!r})")
+
+
+def status_name(instance: Any) -> str:
+    """The instance's status as the tables and the status filters spell it (``"paused"``)."""
+    status = getattr(instance, "status", None)
+    return status.name.lower() if isinstance(status, Status) else str(status)
+
+
+class _StatusIs:
+    """Predicate of the "only instances whose status is …" wrapper (a named class, so the
+    operation's repr stays readable)."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+    def __call__(self, instance: Any) -> bool:
+        return status_name(instance) == self.status
+
+    def __repr__(self) -> str:
+        return f"status == {self.status!r}"
+
+
+def with_batch_options(operation: Any, *, retries: int = 0, retry_delay: float = 1.0,
+                       only_status: str | None = None) -> Any:
+    """``operation`` as the batch options of the CLI and the BatchForm describe it: wrapped in
+    :class:`~squadnb.RetryOperation` when ``retries`` > 0, and in :class:`~squadnb.ConditionalOperation`
+    when ``only_status`` (a lower-case status name) is given — outermost, so the condition is checked
+    once, before any attempt. Raises ``ValueError`` when retrying with a negative ``retry_delay``."""
+    if retries > 0:
+        operation = RetryOperation(operation, max_retries=retries, delay=retry_delay)
+    if only_status:
+        operation = ConditionalOperation(operation, _StatusIs(only_status))
+    return operation

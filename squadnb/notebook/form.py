@@ -17,7 +17,6 @@ from typing import Any
 import ipywidgets as widgets
 
 from squadnb.engine.executor import BatchExecutor
-from squadnb.engine.operation import ConditionalOperation, RetryOperation
 from squadnb.errors import TransactionError, UnknownInstance
 from squadnb.ops import (
     BatchKillOperation,
@@ -25,6 +24,8 @@ from squadnb.ops import (
     BatchPromptOperation,
     BatchResumeOperation,
     BatchStartOperation,
+    status_name,
+    with_batch_options,
 )
 from squadnb.session.instance import Status
 
@@ -42,27 +43,8 @@ _BUILTINS: dict[str, Callable[["BatchForm"], Any]] = {
 _DESTRUCTIVE = {"Kill"}
 
 
-def _status_name(instance: Any) -> str:
-    status = getattr(instance, "status", None)
-    return status.name.lower() if isinstance(status, Status) else str(status)
-
-
 def _status_options() -> list[tuple[str, str]]:
     return [("any status", _ANY)] + [(s.name.lower(), s.name.lower()) for s in Status]
-
-
-class _StatusIs:
-    """Predicate of the "only instances whose status is …" wrapper (a named class, so the
-    operation's repr stays readable)."""
-
-    def __init__(self, status: str) -> None:
-        self.status = status
-
-    def __call__(self, instance: Any) -> bool:
-        return _status_name(instance) == self.status
-
-    def __repr__(self) -> str:
-        return f"status == {self.status!r}"
 
 
 class BatchForm:
@@ -203,8 +185,8 @@ class BatchForm:
         keep = set(self.instances.value)
         wanted = self.status_filter.value
         shown = [inst for inst in self.squad.instances
-                 if wanted == _ANY or _status_name(inst) == wanted]
-        self.instances.options = [(f"{inst.title} ({_status_name(inst)})", inst.title)
+                 if wanted == _ANY or status_name(inst) == wanted]
+        self.instances.options = [(f"{inst.title} ({status_name(inst)})", inst.title)
                                   for inst in shown]
         self.instances.value = tuple(inst.title for inst in shown if inst.title in keep)
         self._update_count()
@@ -235,12 +217,9 @@ class BatchForm:
         """The operation the form describes now: the chosen one, wrapped in ``RetryOperation`` when
         retries > 0 and in ``ConditionalOperation`` when a status condition is set (outermost, so the
         condition is checked once, before any attempt). Raises ``ValueError`` on bad input."""
-        op = self._factories[self.operation.value](self)
-        if self.retries.value > 0:
-            op = RetryOperation(op, max_retries=self.retries.value, delay=self.retry_delay.value)
-        if self.only_status.value != _ANY:
-            op = ConditionalOperation(op, _StatusIs(self.only_status.value))
-        return op
+        return with_batch_options(self._factories[self.operation.value](self),
+                                  retries=self.retries.value, retry_delay=self.retry_delay.value,
+                                  only_status=self.only_status.value or None)
 
     def selected_instances(self) -> list[Any]:
         """The selected instances, in the squad's order. Raises ``UnknownInstance`` when one was
