@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 from squadnb import _loop
 from squadnb.engine._invoke import Attempts, attempts, run_in_thread
-from squadnb.engine.operation import Operation, Skip, op_name
+from squadnb.engine.operation import Operation, Skip, non_negative_seconds, op_name
 from squadnb.engine.progress import Bar, Progress, ProgressTracker, check_progress, make_bar
 from squadnb.engine.result import OperationResult, PartialResult, instance_label
 from squadnb.errors import (
@@ -374,10 +374,7 @@ class BatchExecutor:
         check_progress(progress)
         deadline_at = None
         if deadline is not None:
-            seconds = deadline.total_seconds() if isinstance(deadline, timedelta) else float(deadline)
-            if seconds < 0:
-                raise ValueError(f"deadline must not be negative, got {deadline!r}")
-            deadline_at = _loop.get_loop().time() + seconds
+            deadline_at = _loop.get_loop().time() + non_negative_seconds(deadline, "deadline")
         bar = make_bar(progress, len(items), op_name(operation)) if items else None
         return _Run(items, operation, tracker, bar, self._max_concurrency, self._timeout, deadline_at)
 

@@ -126,7 +126,9 @@ class Skip(Exception):
     records the instance as skipped (a signal, never a failure)."""
 
 
-def _seconds(value: float | timedelta, what: str) -> float:
+def non_negative_seconds(value: float | timedelta, what: str) -> float:
+    """``value`` (seconds or a ``timedelta``) as float seconds; ``ValueError`` naming ``what`` when
+    negative."""
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if seconds < 0:
         raise ValueError(f"{what} must not be negative, got {value!r}")
@@ -249,9 +251,9 @@ class RetryOperation(Operation):
             raise ValueError(f"backoff must not be negative, got {backoff!r}")
         self.operation = op
         self.max_retries = int(max_retries)
-        self.delay = _seconds(delay, "delay")
+        self.delay = non_negative_seconds(delay, "delay")
         self.backoff = float(backoff)
-        self.jitter = _seconds(jitter, "jitter")
+        self.jitter = non_negative_seconds(jitter, "jitter")
         self.retry_on = retry_on
         self.name = f"Retry({op_name(op)})"
 
