@@ -21,7 +21,13 @@ from typing import Any, Callable, Iterable
 
 from squadnb import _loop
 from squadnb.engine._invoke import Attempts, attempts, run_in_thread
-from squadnb.engine.operation import Operation, Skip, non_negative_seconds, op_name
+from squadnb.engine.operation import (
+    Operation,
+    Skip,
+    non_negative_seconds,
+    op_name,
+    validation_error,
+)
 from squadnb.engine.progress import Bar, Progress, ProgressTracker, check_progress, make_bar
 from squadnb.engine.result import OperationResult, PartialResult, instance_label
 from squadnb.errors import (
@@ -32,7 +38,6 @@ from squadnb.errors import (
     RollbackNotSupported,
     RolledBack,
     TransactionError,
-    ValidationError,
 )
 
 __all__ = ["BatchExecutor", "BatchFuture"]
@@ -117,7 +122,7 @@ class _Worker:
                 except asyncio.CancelledError:
                     raise
                 except BaseException as exc:
-                    error = _validation_error(exc)
+                    error = validation_error(exc)
             if error is None and not skipped:
                 counter.count = 1
                 if run.execute_async:
@@ -476,15 +481,6 @@ class BatchExecutor:
 
     def __repr__(self) -> str:
         return f"BatchExecutor(max_concurrency={self._max_concurrency}, timeout={self._timeout!r})"
-
-
-def _validation_error(cause: BaseException) -> ValidationError:
-    """``ValidationError("validation failed: <cause>")`` with ``cause`` as ``__cause__``, as if raised
-    ``from`` it."""
-    error = ValidationError(f"validation failed: {cause}")
-    error.__cause__ = cause
-    error.__suppress_context__ = True
-    return error
 
 
 class _HeldInterrupts:

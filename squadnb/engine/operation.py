@@ -126,6 +126,15 @@ class Skip(Exception):
     records the instance as skipped (a signal, never a failure)."""
 
 
+def validation_error(cause: BaseException) -> ValidationError:
+    """``ValidationError("validation failed: <cause>")`` with ``cause`` as ``__cause__``, as if raised
+    ``from`` it."""
+    error = ValidationError(f"validation failed: {cause}")
+    error.__cause__ = cause
+    error.__suppress_context__ = True
+    return error
+
+
 def non_negative_seconds(value: float | timedelta, what: str) -> float:
     """``value`` (seconds or a ``timedelta``) as float seconds; ``ValueError`` naming ``what`` when
     negative."""
@@ -167,7 +176,7 @@ class CompositeOperation(Operation):
                     except Skip:
                         continue
                     except Exception as exc:
-                        raise ValidationError(f"validation failed: {exc}") from exc
+                        raise validation_error(exc) from exc
                 values.append(await call(step.execute, instance))
             except Exception as exc:
                 error = SquadError(f"operation {i} ({op_name(step)}) failed: {exc}")
