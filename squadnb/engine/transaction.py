@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 from squadnb import _loop
 from squadnb.engine.executor import BatchExecutor, Seconds
+from squadnb.engine.operation import op_name
 from squadnb.engine.progress import Progress, ProgressTracker
 from squadnb.engine.result import PartialResult
 from squadnb.errors import RollbackIncomplete, RolledBack, TransactionError
@@ -118,6 +119,6 @@ class OperationChain:
         return current
 
     def __repr__(self) -> str:
-        steps = " -> ".join(getattr(o, "name", type(o).__name__) for o in self.operations)
+        steps = " -> ".join(op_name(o) for o in self.operations)
         return (f"OperationChain({steps or 'empty'}, stop_on_failure={self.stop_on_failure}, "
                 f"only_succeeded={self.only_succeeded})")
