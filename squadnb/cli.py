@@ -38,7 +38,8 @@ import pandas as pd
 
 from squadnb._loop import run_sync
 from squadnb.engine.executor import BatchExecutor
-from squadnb.engine.operation import Operation
+from squadnb.engine.operation import Operation, op_name
+from squadnb.engine.result import instance_label
 from squadnb.errors import (
     BatchInterrupted,
     BranchCheckedOut,
@@ -124,8 +125,8 @@ def _records(result: Any, with_diff: bool = False, with_content: bool = False) -
     records = []
     for r in result.results:
         record: dict[str, Any] = {
-            "title": getattr(r.instance, "title", str(r.instance)),
-            "operation": getattr(r.operation, "name", str(r.operation)),
+            "title": instance_label(r.instance),
+            "operation": op_name(r.operation),
             "status": r.status,
             "error": None if r.error is None else str(r.error),
             "seconds": round(r.duration.total_seconds(), 3),
@@ -287,8 +288,7 @@ def _transaction_message(exc: TransactionError) -> str:
     failed = len(exc.result.failures)
     message = f"transaction failed ({failed} of {exc.result.total} failed)"
     if isinstance(exc, RollbackIncomplete):
-        broken = ", ".join(repr(getattr(r.instance, "title", r.instance))
-                           for r in exc.rollback_result.failures)
+        broken = ", ".join(repr(instance_label(r.instance)) for r in exc.rollback_result.failures)
         return f"{message}, and the rollback failed on {broken}: their state is mixed"
     return f"{message}; every success was rolled back"
 
