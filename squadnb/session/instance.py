@@ -461,14 +461,13 @@ class Instance:
                 self._set(Status.DEAD)
                 raise InvalidState("the agent is not running (DEAD)")
             text = snap[1]
-            lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-            if _asks_permission(profile, lines):
+            seen = _pane_says(profile, text)
+            if seen is Status.NEEDS_INPUT:
                 self._set(Status.NEEDS_INPUT)
                 raise InvalidState("the agent waits on a permission prompt; answer it first")
-            if profile.ready_text is not None:
-                if lines and lines[-1].endswith(profile.ready_text):
-                    return
-            elif text.strip() and text == previous:
+            if seen is Status.READY:
+                return
+            if profile.ready_text is None and text.strip() and text == previous:
                 return
             previous = text
             if time.monotonic() >= deadline:
@@ -503,11 +502,9 @@ class Instance:
                 return Status.DEAD
             text = snap[1]
             previous, self._last_hash = self._last_hash, hashlib.sha256(text.encode()).hexdigest()
-            lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-            if _asks_permission(profile, lines):
-                return Status.NEEDS_INPUT
-            if profile.ready_text is not None and lines and lines[-1].endswith(profile.ready_text):
-                return Status.READY
+            seen = _pane_says(profile, text)
+            if seen is not None:
+                return seen
             if previous is None:
                 await asyncio.sleep(FIRST_LOOK_GAP)
                 continue
@@ -571,9 +568,17 @@ class Instance:
         return False
 
 
-def _asks_permission(profile: ProgramProfile, lines: list[str]) -> bool:
-    text = profile.permission_text
-    return text is not None and any(text in line for line in lines[-profile.permission_lines:])
+def _pane_says(profile: ProgramProfile, text: str) -> Status | None:
+    """What the pane's text alone tells: NEEDS_INPUT (the program's permission prompt in its bottom
+    lines), READY (the program's own ready prompt ends the last line), else None (only a change over
+    time can tell RUNNING from READY)."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    asks = profile.permission_text
+    if asks is not None and any(asks in line for line in lines[-profile.permission_lines:]):
+        return Status.NEEDS_INPUT
+    if profile.ready_text is not None and lines and lines[-1].endswith(profile.ready_text):
+        return Status.READY
+    return None
 
 
 def _same_path(a: str, b: str) -> bool:
