@@ -275,8 +275,7 @@ class Instance:
                     continue
                 if state is None or state.dead:
                     status = state.exit_status if state else None
-                    text = (await tmux.capture(name, full_history=True, escapes=False)
-                            if state else "")
+                    text = await tmux.capture(name, full_history=True) if state else ""
                     last = next((ln.strip() for ln in reversed(text.splitlines())
                                  if ln.strip() and not ln.startswith("Pane is dead")), "")
                     raise ProgramExited(f"program '{program}' exited at start with exit status "
@@ -337,7 +336,7 @@ class Instance:
     async def _save_history(self) -> None:
         tmux = self.squad.tmux
         try:
-            text = await tmux.capture(self.session_name, full_history=True, escapes=False)
+            text = await tmux.capture(self.session_name, full_history=True)
         except TmuxError:
             return  # the session is gone (a DEAD instance): nothing left to save
         stamp = _now().strftime("%Y%m%dT%H%M%S%f")
@@ -520,8 +519,7 @@ class Instance:
         if not self.started or self.paused:
             return ""
         try:
-            text = await self.squad.tmux.capture(self.session_name, full_history=full_history,
-                                                 escapes=False)
+            text = await self.squad.tmux.capture(self.session_name, full_history=full_history)
         except TmuxError:
             return ""
         return text.rstrip() + "\n" if text.strip() else ""

@@ -104,11 +104,6 @@ class Tmux:
         """True if session ``name`` exists (False also when the server is not running)."""
         return (await self._call("has-session", "-t", f"={name}")).ok
 
-    async def list_sessions(self) -> set[str]:
-        """Names of the server's sessions (empty when the server is not running)."""
-        done = await self._call("list-sessions", "-F", "#{session_name}")
-        return set(done.stdout.split("\n")) - {""} if done.ok else set()
-
     def _state_query(self, name: str) -> list[str]:
         """``display-message`` of the pane state, behind a ``has-session``: tmux 3.3a answers a
         ``display-message`` on a missing session with exit status 0 and an empty line, while a failed
@@ -141,11 +136,10 @@ class Tmux:
         await self._call("run-shell", "true")
         return await self.pane_state(name)
 
-    async def capture(self, name: str, *, full_history: bool = False, escapes: bool = True) -> str:
-        """The pane's text (wrapped lines joined); the whole scroll-back with ``full_history``."""
+    async def capture(self, name: str, *, full_history: bool = False) -> str:
+        """The pane's text (wrapped lines joined, no escape sequences); the whole scroll-back with
+        ``full_history``."""
         args = ["capture-pane", "-p", "-J", "-t", f"={name}:"]
-        if escapes:
-            args.insert(2, "-e")
         if full_history:
             args += ["-S", "-", "-E", "-"]
         return (await self._check(*args, what=f"capture-pane of session {name!r}")).stdout
