@@ -272,3 +272,12 @@ def test_import_squadnb_stays_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ})
     assert done.stdout.strip() == "[]"
+
+
+def test_preview_full_history_reaches_past_the_screen(squad: Squad) -> None:
+    inst = squad.new("long output", program="seq 1 200; exec cat")
+    inst.start()
+    wait_for(lambda: "200" in inst.preview(), what="the program's output")
+    screen, full = inst.preview().split(), inst.preview(full_history=True).split()
+    assert "1" not in screen and screen[-1] == "200"  # the 50-row screen shows only the end
+    assert full == [str(n) for n in range(1, 201)]

@@ -93,3 +93,16 @@ def test_new_in_one_process_and_start_in_another(squad: Squad) -> None:
     state = json.loads((squad.home / "state.json").read_text())["instances"]
     assert [e["title"] for e in state] == ["made there", "made here"]
     assert json.loads((squad.home / "pending.json").read_text())["instances"] == []
+
+
+def test_save_writes_fields_changed_in_memory(squad: Squad) -> None:
+    pending, started = squad.new("pending"), squad.new("started")
+    started.start()
+    pending.auto_yes = started.auto_yes = True
+    squad.save()
+    assert [e["auto_yes"] for e in json.loads((squad.home / "pending.json").read_text())["instances"]] \
+        == [True]
+    assert [e["auto_yes"] for e in json.loads((squad.home / "state.json").read_text())["instances"]] \
+        == [True]
+    reloaded = Squad(home=squad.home, repo=squad.repo, tmux_socket=squad.tmux_socket)
+    assert reloaded["pending"].auto_yes and reloaded["started"].auto_yes
