@@ -39,8 +39,13 @@ def _require_not_paused(instance: Instance) -> None:
 
 
 class BatchStartOperation(Operation):
-    """Start each instance (``first_time_setup=False``: start the program in the existing worktree,
-    without git setup). Rolled back by killing the instance."""
+    """Start each new instance; rolled back by killing it.
+
+    ``first_time_setup=False`` restarts instead (claude-squad's restore, as a recovery): the program
+    of each DEAD instance (its tmux session gone) starts again in its existing worktree with its
+    continue flag; validation wants a started, unpaused instance, and the rollback only stops the
+    restarted session again (the worktree and branch were there before and stay).
+    """
 
     name = "Start"
 
@@ -48,16 +53,21 @@ class BatchStartOperation(Operation):
         self.first_time_setup = first_time_setup
 
     def validate(self, instance: Instance) -> None:
-        if instance.started:
-            raise InvalidState(f"instance {instance.title!r} is already started")
         if not instance.title.strip():
             raise InvalidTitle("the instance's title is empty")
+        if not self.first_time_setup:
+            _require_not_paused(instance)
+        elif instance.started:
+            raise InvalidState(f"instance {instance.title!r} is already started")
 
     async def execute(self, instance: Instance) -> None:
         await instance.astart(self.first_time_setup)
 
     async def rollback(self, instance: Instance) -> None:
-        await instance.akill()
+        if self.first_time_setup:
+            await instance.akill()
+        else:
+            await instance.astop()
 
 
 class BatchPauseOperation(Operation):

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import branches, tmux_sessions, wait_for
+from helpers import branches, tmux, tmux_sessions, wait_for
 
 from squadnb import BatchExecutor, RolledBack
 from squadnb._loop import run_sync
+from squadnb.agents import demo_program
 from squadnb.errors import InvalidState, RollbackNotSupported
 from squadnb.ops import (BatchKillOperation, BatchPauseOperation, BatchPromptOperation,
                          BatchResumeOperation, BatchStartOperation)
@@ -113,3 +114,40 @@ def test_a_failed_transactional_pause_resumes_the_others(squad: Squad, tmux_sock
         executor.execute_with_rollback([squad.new("ok"), squad.new("bad", program="no-such-zz")],
                                        BatchStartOperation(), progress=False)
     assert "ok" not in squad and squad["bad"].status is Status.NEW
+
+
+def test_restart_brings_dead_instances_back_in_their_worktrees(tmp_path: Path, git_repo: Path,
+                                                               tmux_socket: str) -> None:
+    """BatchStartOperation(first_time_setup=False): claude-squad's restore as a recovery after the
+    tmux server died (#216): the program starts again, with its continue flag, in the same worktree."""
+    squad = Squad(home=tmp_path / "home", repo=git_repo, program=demo_program(0.1),
+                  tmux_socket=f"{tmux_socket}-restart")
+    try:
+        alive, dead, paused, new = (squad.new(t) for t in ("alive", "dead", "paused", "new"))
+        for instance in (alive, dead, paused):
+            instance.start()
+        paused.pause()
+        (Path(dead.worktree_path) / "work.txt").write_text("uncommitted\n")
+        dead.stop()
+        assert dead.status is Status.DEAD and not dead.tmux_alive()
+        restart = BatchStartOperation(first_time_setup=False)
+        result = BatchExecutor().execute([alive, dead, paused, new], restart, progress=False)
+        assert [r.status for r in result.results] == ["failed", "succeeded", "invalid", "invalid"]
+        assert "instance 'alive': restart failed: its program is still running" in str(
+            result.results[0].error)
+        assert dead.status is Status.RUNNING and dead.tmux_alive()
+        assert "--continue" in tmux(squad.tmux.socket, "display-message", "-p", "-t",
+                                    f"={dead.session_name}:", "#{pane_start_command}").stdout
+        assert (Path(dead.worktree_path) / "work.txt").read_text() == "uncommitted\n"  # same worktree
+        run_sync(restart.rollback(dead))  # a restart is undone by stopping it again, never by a kill
+        assert dead.status is Status.DEAD and Path(dead.worktree_path).is_dir()
+        squad.kill_server()  # every session gone at once
+        squad.refresh()
+        assert {i.title: i.status for i in squad.instances} == {
+            "alive": Status.DEAD, "dead": Status.DEAD, "paused": Status.PAUSED, "new": Status.NEW}
+        result = BatchExecutor().execute(squad.select(status="dead"), restart, progress=False)
+        assert result.all_succeeded and alive.tmux_alive() and dead.tmux_alive()
+        for instance in squad.instances:
+            instance.kill()
+    finally:
+        squad.kill_server()

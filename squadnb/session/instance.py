@@ -187,18 +187,24 @@ class Instance:
         :class:`DuplicateTitle` (a live tmux session has the name), :class:`NotAGitRepo`,
         :class:`BranchCheckedOut`, :class:`ProgramExited` (with the program and its exit status),
         :class:`GitError` or :class:`TmuxError`; then no session, worktree or branch is left.
-        ``first_time_setup=False`` skips git: the program starts in the existing worktree.
+
+        ``first_time_setup=False`` is claude-squad's restore, made a recovery: it restarts the program
+        (with its continue flag, so the conversation goes on) of a started, unpaused instance whose
+        tmux session is gone (DEAD: a reboot, a killed server), in its existing worktree, without
+        touching git. It raises :class:`InvalidState` for an instance that is not started, is paused
+        (resume it), whose session is alive, or whose worktree is gone; a program that exits raises
+        :class:`ProgramExited` and the instance stays DEAD.
         """
         async with self._lock:
-            with self._failing("start"):
-                if self.started:
-                    raise InvalidState("it is already started")
+            with self._failing("start" if first_time_setup else "restart"):
                 if not self.title.strip():
                     raise InvalidTitle("the title is empty")
                 if first_time_setup:
+                    if self.started:
+                        raise InvalidState("it is already started")
                     await self._setup_and_launch()
                 else:
-                    await self._launch_in_existing_worktree()
+                    await self._restart_in_worktree()
 
     async def _setup_and_launch(self) -> None:
         git, tmux = self.squad.git, self.squad.tmux
@@ -246,11 +252,16 @@ class Instance:
             raise InvalidTitle(f"{branch!r} is not a valid git branch name")
         return branch, head, True
 
-    async def _launch_in_existing_worktree(self) -> None:
-        if not self.worktree_path or not os.path.isdir(self.worktree_path):
+    async def _restart_in_worktree(self) -> None:
+        self._require(started=True, paused=False)
+        if not os.path.isdir(self.worktree_path):
             raise InvalidState(f"its worktree {self.worktree_path!r} does not exist")
-        if not await self.squad.tmux.has_session(self.session_name):
-            await self._launch(self.program, self.worktree_path)
+        state = await self.squad.tmux.pane_state(self.session_name)
+        if state is not None and not state.dead:
+            raise InvalidState("its program is still running")
+        if state is not None:  # a dead pane kept by remain-on-exit: make room for the new session
+            await self.squad.tmux.kill_session(self.session_name)
+        await self._launch(with_continue(self.program), self.worktree_path)
         self._set(Status.RUNNING)
 
     async def _launch(self, program: str, cwd: str) -> None:
@@ -406,6 +417,20 @@ class Instance:
                     await self._teardown(delete_branch=not self.is_existing_branch)
                 self.squad._forget(self)
                 self.status = Status.DEAD
+
+    def stop(self) -> None:
+        return run_sync(self.astop())
+
+    @on_loop
+    async def astop(self) -> None:
+        """Stop the agent: kill its tmux session and keep the worktree and the branch. The instance
+        is then DEAD; ``start(first_time_setup=False)`` starts it again. Raises :class:`InvalidState`
+        when it is not started or is paused (a paused instance has no agent running)."""
+        async with self._lock:
+            with self._failing("stop"):
+                self._require(started=True, paused=False)
+                await self.squad.tmux.kill_session(self.session_name)
+                self._set(Status.DEAD)
 
     async def _teardown(self, *, delete_branch: bool) -> None:
         errors: list[SessionError] = []
