@@ -272,7 +272,10 @@ class Instance:
         loop = asyncio.get_running_loop()
         spawned = loop.time()
         first_output: float | None = None
-        ready_text = profile_for(program).ready_text
+        profile = profile_for(program)
+        # A program usually shows itself within tens of milliseconds: look again soon, then back off
+        # to POLL (claude-squad's start backs off the same way).
+        pause = POLL / 8
         try:
             while True:
                 snap = await tmux.snapshot(name)
@@ -282,7 +285,8 @@ class Instance:
                 # program: wait for the exit status
                 if state is not None and state.dead and state.exit_status is None \
                         and now - spawned < START_QUIET:
-                    await asyncio.sleep(POLL)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, POLL)
                     continue
                 if state is None or state.dead:
                     status = state.exit_status if state else None
@@ -292,14 +296,15 @@ class Instance:
                     raise ProgramExited(f"program '{program}' exited at start with exit status "
                                         f"{status}" + (f": {last}" if last else ""), program, status)
                 if snap is not None and snap[1].strip():
-                    if ready_text is not None and snap[1].rstrip().endswith(ready_text):
-                        break  # the program shows its own prompt: it runs
+                    if _pane_says(profile, snap[1]) is not None:
+                        break  # the program shows its own ready or permission prompt: it runs
                     first_output = first_output if first_output is not None else now
                     if now - first_output >= START_SETTLE:
                         break
                 elif now - spawned >= START_QUIET:
                     break
-                await asyncio.sleep(POLL)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, POLL)
         except BaseException:
             await asyncio.shield(tmux.kill_session(name))
             raise
