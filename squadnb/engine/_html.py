@@ -16,17 +16,26 @@ from typing import TYPE_CHECKING, Mapping
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["STATUS_STYLES", "result_html", "result_text", "status_table"]
+__all__ = ["ATTENTION", "BAD", "GOOD", "INFO", "MUTED", "STATUS_STYLES", "WARN", "result_html",
+           "result_text", "row_style", "status_table"]
 
-_TEXT = "color: #212529"
+def row_style(background: str) -> str:
+    """The CSS of a table row on ``background``, with dark text so it reads in dark themes too."""
+    return f"background-color: {background}; color: #212529"
+
+
+#: The backgrounds every squadnb table uses (results, squads, reports).
+GOOD, INFO, WARN, ATTENTION, MUTED, BAD = "#d4edda", "#e2f0fb", "#fff3cd", "#ffe5b4", "#e2e3e5", "#f8d7da"
+
+#: Row style of each result status.
 STATUS_STYLES = {
-    "succeeded": f"background-color: #d4edda; {_TEXT}",
-    "rolled back": f"background-color: #fff3cd; {_TEXT}",
-    "skipped": f"background-color: #e2e3e5; {_TEXT}",
-    "failed": f"background-color: #f8d7da; {_TEXT}",
-    "invalid": f"background-color: #f8d7da; {_TEXT}",
-    "timed out": f"background-color: #f8d7da; {_TEXT}",
-    "cancelled": f"background-color: #f8d7da; {_TEXT}",
+    "succeeded": row_style(GOOD),
+    "rolled back": row_style(WARN),
+    "skipped": row_style(MUTED),
+    "failed": row_style(BAD),
+    "invalid": row_style(BAD),
+    "timed out": row_style(BAD),
+    "cancelled": row_style(BAD),
 }
 
 

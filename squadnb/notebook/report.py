@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from squadnb.engine._html import STATUS_STYLES
+
 __all__ = ["STATUS_COLOURS", "frame", "summarize", "timeline", "to_csv", "to_html"]
 
 #: Colour of each result status in :func:`timeline` (matplotlib colour names).
@@ -103,11 +105,6 @@ def timeline(result_or_list: Any, ax: Any = None) -> Any:
     return ax
 
 
-def _failure_style(row: pd.Series) -> list[str]:
-    failed = pd.notna(row["ok"]) and not row["ok"]
-    return ["background-color:#f8d7da" if failed else ""] * len(row)
-
-
 def to_csv(result_or_list: Any, path: str | Path) -> Path:
     """Write :func:`frame` to ``path`` as CSV (``elapsed`` as ``seconds``; times in ISO 8601 UTC)
     and return the path. ``pandas.read_csv(path)`` reads it back."""
@@ -118,11 +115,11 @@ def to_csv(result_or_list: Any, path: str | Path) -> Path:
 
 def to_html(result_or_list: Any, path: str | Path) -> Path:
     """Write a standalone HTML page to ``path``: the :func:`summarize` table, then every row of
-    :func:`frame`, failures coloured; return the path."""
+    :func:`frame`, each coloured by its status as in a result's table; return the path."""
     path = Path(path)
     summary = summarize(result_or_list).style.format(precision=2).set_uuid("summary")
     rows = (frame(result_or_list).drop(columns=["elapsed"]).style
-            .apply(_failure_style, axis=1)
+            .apply(lambda row: [STATUS_STYLES.get(row["status"], "")] * len(row), axis=1)
             .format(precision=3).hide(axis="index").set_uuid("rows"))
     path.write_text(
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>squadnb batch report</title>"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterator
 
 from squadnb._loop import on_loop, run_sync
-from squadnb.engine._html import status_table
+from squadnb.engine._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
 from squadnb.errors import DuplicateTitle, InvalidTitle, SessionError, UnknownInstance
 from squadnb.session._storage import InstanceData, Store, resolve_program
 from squadnb.session.git import Git
@@ -290,15 +290,14 @@ class Squad:
         await self.tmux.kill_server()
 
 
-_TEXT = "color: #212529"
 #: row colours of a squad's table, by status
 STATUS_STYLES = {
-    "running": f"background-color: #d4edda; {_TEXT}",
-    "ready": f"background-color: #e2f0fb; {_TEXT}",
-    "loading": f"background-color: #fff3cd; {_TEXT}",
-    "needs_input": f"background-color: #ffe5b4; {_TEXT}",
-    "paused": f"background-color: #e9ecef; {_TEXT}",
-    "dead": f"background-color: #f8d7da; {_TEXT}",
+    "running": row_style(GOOD),
+    "ready": row_style(INFO),
+    "loading": row_style(WARN),
+    "needs_input": row_style(ATTENTION),
+    "paused": row_style(MUTED),
+    "dead": row_style(BAD),
 }
 
 
