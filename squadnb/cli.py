@@ -323,7 +323,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     squad.refresh()
     instances = _targets(squad, args)
     factories: dict[str, Callable[[], Operation]] = {
-        "start": BatchStartOperation,
+        "start": lambda: BatchStartOperation(first_time_setup=not args.restart),
         "pause": BatchPauseOperation,
         "resume": BatchResumeOperation,
         "kill": BatchKillOperation,
@@ -659,6 +659,10 @@ def _parser() -> argparse.ArgumentParser:
         if name == "kill":
             sub.add_argument("--force", action="store_true",
                              help="kill instances with uncommitted or unmerged work without asking")
+        if name == "start":
+            sub.add_argument("--restart", action="store_true",
+                             help="restart the program of dead instances (tmux session gone) in "
+                             "their worktrees, with its continue flag")
         sub.set_defaults(handler=_cmd_batch)
 
     sub = commands.add_parser("prompt", help="send a prompt to instances", parents=common)

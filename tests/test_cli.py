@@ -319,6 +319,17 @@ def test_idle_agents_list_as_ready_in_a_new_process(cli: Cli) -> None:
     assert [r["title"] for r in cli.json("ls", "--status", "ready")] == [a, b]
 
 
+def test_start_restart_brings_back_the_dead(cli: Cli) -> None:
+    a, b = cli.started("a", "b")
+    subprocess.run(["tmux", "-L", cli.socket, "kill-session", "-t", f"={cli.session(a)}"], check=True)
+    assert [r["title"] for r in cli.json("ls", "--status", "dead")] == [a]
+    records = cli.json("start", "--restart", "--status", "dead")
+    assert [(r["title"], r["status"]) for r in records] == [(a, "succeeded")]
+    assert {cli.session(a), cli.session(b)} <= tmux_sessions(cli.socket)
+    done = cli("start", "--restart", b)  # alive: nothing to restart
+    assert done.returncode == 1 and "still running" in done.stdout + done.stderr
+
+
 def test_transaction_failure_rolls_back(cli: Cli) -> None:
     a, b, c = cli.started("a", "b", "c")
     cli.ok("pause", c)
