@@ -125,7 +125,8 @@ class BatchForm:
                                       description="Only if")
         timeout = getattr(self.executor, "timeout", 300.0)
         self.concurrency = w.IntSlider(value=max(1, int(getattr(self.executor, "max_concurrency", 4))),
-                                       min=1, max=32, description="Concurrency")
+                                       min=1, max=32, description="Concurrency",
+                                       style={"description_width": "initial"})
         self.timeout = w.BoundedFloatText(value=0.0 if timeout is None else float(timeout), min=0.0,
                                           max=86_400.0, description="Timeout (s)",
                                           tooltip="per operation; 0 means no limit")

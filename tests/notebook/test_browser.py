@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import tmux_sessions
 
 pytestmark = pytest.mark.browser
 
@@ -64,16 +65,10 @@ def voila(tmp_path: Path, tmux_socket: str):
         stale.unlink(missing_ok=True)
 
 
-def tmux_sessions(sock: str) -> list[str]:
-    out = subprocess.run(["tmux", "-L", sock, "list-sessions", "-F", "#{session_name}"],
-                         capture_output=True, text=True)
-    return sorted(out.stdout.split())
-
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_form_in_chromium_pauses_the_selected_agents(voila):
+def test_form_in_chromium_pauses_the_selected_agents(voila, tmp_path: Path):
     from playwright.sync_api import expect, sync_playwright
 
+    assert CHROMIUM.exists(), "the browser test needs Debian's chromium: apt-get install -y chromium"
     url, app_socket = voila
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -97,7 +92,8 @@ def test_form_in_chromium_pauses_the_selected_agents(voila):
             expect(table).to_contain_text("agent-2")
             expect(table).to_contain_text("agent-3")
             expect(page.locator(".widget-output")).to_contain_text("Pause: 2 succeeded, 0 failed of 2")
+            page.screenshot(path=tmp_path / "batch_form.png", full_page=True)
         finally:
             browser.close()
     # The real state changed: the two paused agents' tmux sessions are gone, the others run.
-    assert tmux_sessions(app_socket) == ["squadnb_agent-1", "squadnb_agent-4"]
+    assert tmux_sessions(app_socket) == {"squadnb_agent-1", "squadnb_agent-4"}
