@@ -15,7 +15,7 @@ import threading
 from contextvars import ContextVar
 from typing import Any, Callable
 
-__all__ = ["Attempts", "attempts", "call", "call_inline", "run_in_thread"]
+__all__ = ["Attempts", "attempts", "call", "call_inline", "operation_timeout", "run_in_thread"]
 
 
 class Attempts:
@@ -29,6 +29,10 @@ class Attempts:
 
 #: The counter of the instance the current task is running; ``RetryOperation`` writes to it.
 attempts: ContextVar[Attempts] = ContextVar("squadnb_attempts")
+
+#: The executor's per-operation timeout in the current worker (None: no limit); an operation that
+#: cleans up after being cut short bounds its cleanup with a fresh one of the same length.
+operation_timeout: ContextVar[float | None] = ContextVar("squadnb_operation_timeout", default=None)
 
 
 def _deliver(future: asyncio.Future[Any], ok: bool, outcome: Any) -> None:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 from squadnb import _loop
-from squadnb.engine._invoke import Attempts, attempts, run_in_thread
+from squadnb.engine._invoke import Attempts, attempts, operation_timeout, run_in_thread
 from squadnb.engine.operation import (
     Operation,
     Skip,
@@ -90,6 +90,7 @@ class _Worker:
 
     async def work(self) -> None:
         run = self.run
+        operation_timeout.set(run.timeout)  # this worker task's own context
         try:
             while run.stop_reason is None and run.next < run.total:
                 index = run.next
@@ -143,11 +144,12 @@ class _Worker:
             # Also when the operation swallowed the cancel and returned: a late completion never counts.
             if self.task is not None and self.task.cancelling():
                 self.task.uncancel()
-            skipped, value = False, None
+            skipped, value, cause = False, None, error  # what the operation raised while cut short
             if self.expired:
                 error = OperationTimeout(f"operation timed out after {run.timeout:g}s")
             else:
                 error = Cancelled(f"cancelled while running ({run.stop_reason})")
+            error.__cause__ = cause
         return OperationResult(instance, run.operation, error, value, start, _now(), False,
                                counter.count, skipped)
 

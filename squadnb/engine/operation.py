@@ -9,7 +9,7 @@ import random
 from datetime import timedelta
 from typing import Any, Callable, overload
 
-from squadnb.engine._invoke import attempts, call, call_inline
+from squadnb.engine._invoke import attempts, call, call_inline, operation_timeout
 from squadnb.errors import RollbackNotSupported, SquadError, ValidationError
 
 __all__ = [
@@ -151,15 +151,20 @@ class CompositeOperation(Operation):
     so the executor records its refusal as invalid), so Pause then Resume composes. When step ``i``
     fails, the steps that ran are rolled back in reverse and the composite raises ``SquadError``
     ``"operation <i> (<step name>) failed: <err>"`` (``i`` 0-based, ``__cause__`` the step's error); a
-    rollback that fails there is added to that error as a note. A skipped step (a false
-    :class:`ConditionalOperation`) is passed over. ``execute`` returns the list of the steps' values;
-    ``rollback`` undoes every step in reverse, going on after a failure, and then raises ``SquadError``
-    naming the first step that could not be undone (the others as notes). A cancel or timeout stops the composite without undoing its steps.
+    rollback that fails there is added to that error as a note. When the composite is cut short (its
+    timeout, a cancel, a batch deadline), the steps that ran are rolled back too, shielded and under a
+    fresh timeout of the executor's length, before the cancellation goes on; if one of those rollbacks
+    fails, the ``SquadError`` naming it becomes the ``__cause__`` of the recorded ``OperationTimeout``
+    or ``Cancelled``. A skipped step (a false :class:`ConditionalOperation`) is passed over.
+    ``execute`` returns the list of the steps' values; ``rollback`` undoes, in reverse, the steps that
+    ran on that instance, going on after a failure, and then raises ``SquadError`` naming the first
+    step that could not be undone (the others as notes).
     """
 
     def __init__(self, name: str, *operations: Any) -> None:
         self.name = name
         self.operations = list(operations)
+        self._ran: dict[int, list[int]] = {}  # id(instance) -> the steps its last execute ran
 
     async def validate(self, instance: Any) -> None:
         if self.operations:
@@ -168,6 +173,7 @@ class CompositeOperation(Operation):
     async def execute(self, instance: Any) -> list[Any]:
         done: list[int] = []
         values: list[Any] = []
+        self._ran.pop(id(instance), None)
         for i, step in enumerate(self.operations):
             try:
                 if i:
@@ -178,21 +184,26 @@ class CompositeOperation(Operation):
                     except Exception as exc:
                         raise validation_error(exc) from exc
                 values.append(await call(step.execute, instance))
+            except asyncio.CancelledError:
+                notes = await asyncio.shield(self._undo_bounded(done, instance))
+                if notes:
+                    raise _undo_error(f"operation {i} ({op_name(step)}) was cut short", notes) \
+                        from None
+                raise
             except Exception as exc:
                 error = SquadError(f"operation {i} ({op_name(step)}) failed: {exc}")
                 for note in await self._undo(done, instance):
                     error.add_note(note)
                 raise error from exc
             done.append(i)
+        self._ran[id(instance)] = done
         return values
 
     async def rollback(self, instance: Any) -> None:
-        notes = await self._undo(range(len(self.operations)), instance)
+        done = self._ran.pop(id(instance), range(len(self.operations)))
+        notes = await self._undo(done, instance)
         if notes:
-            error = SquadError(notes[0])
-            for note in notes[1:]:
-                error.add_note(note)
-            raise error
+            raise _undo_error(notes[0], notes[1:])
 
     async def _undo(self, steps: Any, instance: Any) -> list[str]:
         """Roll back ``steps`` in reverse, going on after a failure; return one line per failure."""
@@ -205,8 +216,24 @@ class CompositeOperation(Operation):
                 failures.append(f"rollback of operation {i} ({op_name(step)}) failed: {exc}")
         return failures
 
+    async def _undo_bounded(self, steps: list[int], instance: Any) -> list[str]:
+        """:meth:`_undo` under a fresh timeout as long as the executor's (the one that cut the
+        composite short is spent)."""
+        try:
+            async with asyncio.timeout(operation_timeout.get()):
+                return await self._undo(steps, instance)
+        except TimeoutError:
+            return [f"rolling back operations {steps} timed out"]
+
     def __repr__(self) -> str:
         return f"<CompositeOperation {self.name}: {', '.join(op_name(o) for o in self.operations)}>"
+
+
+def _undo_error(message: str, notes: list[str]) -> SquadError:
+    error = SquadError(message)
+    for note in notes:
+        error.add_note(note)
+    return error
 
 
 class ConditionalOperation(Operation):

@@ -164,6 +164,46 @@ def test_composite_rollback_undoes_every_step_in_reverse() -> None:
     assert item.log[-1] == "unpause"  # it went on after the failure
 
 
+def test_composite_rollback_undoes_only_the_steps_that_ran_on_that_instance() -> None:
+    item = Item("a")
+    never = ConditionalOperation(Record(), lambda _: False)
+    composite = CompositeOperation("MaybeRecordThenPause", Record(), never, Pause())
+    run_sync(composite.execute(item))
+    run_sync(composite.rollback(item))
+    assert item.log == ["execute", "pause", "unpause", "rollback"]  # the skipped step is not undone
+
+
+class Stall(Operation):
+    """Hangs until cancelled; its rollback is never needed (it never finishes)."""
+
+    name = "Stall"
+
+    async def execute(self, instance: Item) -> None:
+        await asyncio.sleep(60)
+
+
+@pytest.mark.parametrize("cut", ["timeout", "deadline"])
+def test_a_composite_cut_short_rolls_back_the_steps_that_ran(cut: str) -> None:
+    batch = items(2)
+    composite = CompositeOperation("PauseThenStall", Pause(), Stall())
+    executor = BatchExecutor(max_concurrency=2, timeout=0.3 if cut == "timeout" else None)
+    result = executor.execute(batch, composite, progress=False,
+                              deadline=0.3 if cut == "deadline" else None)
+    assert [r.status for r in result.results] == (["timed out"] * 2 if cut == "timeout"
+                                                  else ["cancelled"] * 2)
+    assert [i.log for i in batch] == [["pause", "unpause"]] * 2 and not any(i.paused for i in batch)
+    assert all(r.error.__cause__ is None for r in result.results)
+
+
+def test_a_failed_undo_of_a_cut_short_composite_is_the_timeouts_cause() -> None:
+    composite = CompositeOperation("RecordThenStall", Record(fail_rollback=("i0",)), Stall())
+    result = run(composite, items(1), timeout=0.3)
+    error = result.results[0].error
+    assert result.results[0].status == "timed out"
+    assert str(error.__cause__) == "operation 1 (Stall) was cut short"
+    assert error.__cause__.__notes__ == ["rollback of operation 0 (Record) failed: cannot undo i0"]
+
+
 # -- ConditionalOperation -----------------------------------------------------------------------
 
 def test_conditional_skips_where_the_predicate_is_false_and_evaluates_it_once() -> None:
