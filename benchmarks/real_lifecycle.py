@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 
 from squadnb import BatchExecutor
+from squadnb._loop import run_sync
 from squadnb.agents import demo_program, scratch_repo
 from squadnb.ops import (BatchKillOperation, BatchPauseOperation, BatchPromptOperation,
                          BatchResumeOperation, BatchStartOperation)
 from squadnb.session import Squad
+from squadnb.session.tmux import Tmux
 
 PHASES = ["start", "prompt", "pause", "resume", "kill"]
 PROMPT = "benchmark prompt"
@@ -165,7 +167,7 @@ def main() -> int:
                   f"{args.concurrency} {many:.2f}s, concurrency 1 {one:.2f}s, speed-up {one / many:.2f}x "
                   "(target >= 1.5x)")
     finally:
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        run_sync(Tmux(socket).kill_server())  # also removes the socket file tmux leaves
     return 0
 
 
