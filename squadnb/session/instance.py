@@ -208,21 +208,28 @@ class Instance:
 
     async def _setup_and_launch(self) -> None:
         git, tmux = self.squad.git, self.squad.tmux
+        await self._clean_interrupted_start()
         repo = await git.toplevel(self.path)
         head = await git.head_sha(repo)
         if await tmux.has_session(self.session_name):
             raise DuplicateTitle(f"a tmux session named {self.session_name!r} already exists")
         branch, base, created = await self._choose_branch(repo, head)
         worktree = self.squad.worktree_path_for(branch)
-        await asyncio.to_thread(Path(worktree).parent.mkdir, parents=True, exist_ok=True)
-        await git.add_worktree(repo, worktree, branch, new_from=head if created else None)
+        requested = self.branch
+        # Written down before git and tmux run: if the process dies from here on, the instance is
+        # still NEW but names what this start made, and its next start (or kill) removes it.
+        self._record_setup(repo, worktree, branch, base, existing_branch=not created)
         try:
-            await self._launch(self.program, worktree)
+            await asyncio.to_thread(Path(worktree).parent.mkdir, parents=True, exist_ok=True)
+            await git.add_worktree(repo, worktree, branch, new_from=head if created else None)
+            try:
+                await self._launch(self.program, worktree)
+            except BaseException:
+                await asyncio.shield(self._undo_setup(repo, worktree, branch if created else None))
+                raise
         except BaseException:
-            await asyncio.shield(self._undo_setup(repo, worktree, branch if created else None))
+            self._record_setup(branch=requested)
             raise
-        self.repo_path, self.worktree_path, self.branch = repo, worktree, branch
-        self.base_commit_sha, self.is_existing_branch = base, not created
         self._set(Status.RUNNING)
         if self.prompt:
             try:
@@ -230,8 +237,27 @@ class Instance:
             except BaseException:
                 await asyncio.shield(self._teardown(delete_branch=created))
                 self.status = Status.NEW
-                self.squad._save_instance(self)
+                self._record_setup(branch=requested)
                 raise
+
+    def _record_setup(self, repo: str = "", worktree: str = "", branch: str = "", base: str = "", *,
+                      existing_branch: bool = False) -> None:
+        """Set (or, with no arguments but ``branch``, clear) where a start puts this still-NEW
+        instance, and save it to ``pending.json``."""
+        self.repo_path, self.worktree_path, self.branch = repo, worktree, branch
+        self.base_commit_sha, self.is_existing_branch = base, existing_branch
+        self.squad._save_instance(self)
+
+    async def _clean_interrupted_start(self) -> None:
+        """A NEW instance that names a worktree is one whose start died part-way (the process was
+        killed): remove the session, worktree and created branch that start left, then forget them.
+        The branch name is kept, so the next start makes the same branch again."""
+        if self.started or not self.worktree_path:
+            return
+        await self.squad.tmux.kill_session(self.session_name)
+        await self._undo_setup(self.repo_path, self.worktree_path,
+                               None if self.is_existing_branch else self.branch)
+        self._record_setup(branch=self.branch)
 
     async def _choose_branch(self, repo: str, head: str) -> tuple[str, str, bool]:
         """(branch, base commit, created): the requested existing branch, or a new one."""
@@ -405,7 +431,8 @@ class Instance:
     async def akill(self) -> None:
         """Kill the session, remove the worktree, delete the branch if squadnb created it, and drop the
         instance from its squad's files. A DEAD instance (session or server gone) or one whose worktree
-        was deleted by hand is cleaned up the same way. A never-started instance is just forgotten.
+        was deleted by hand is cleaned up the same way. A never-started instance is forgotten (after
+        removing what an interrupted start of it left).
 
         Raises :class:`BranchCheckedOut` (before touching anything) when its branch is checked out in
         another worktree; if a cleanup step fails, the others still run and the first error is raised
@@ -413,6 +440,7 @@ class Instance:
         """
         async with self._lock:
             with self._failing("kill"):
+                await self._clean_interrupted_start()
                 if self.started:
                     if not self.is_existing_branch and self.repo_path:
                         where = await self.squad.git.checked_out_at(self.repo_path, self.branch)

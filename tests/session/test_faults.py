@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from helpers import branches, git, tmux, tmux_sessions, wait_for
 
+import squadnb
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, GitError, InvalidState, InvalidTitle,
                             NotAGitRepo, ProgramExited, StateFileError)
 from squadnb.session import Squad, Status
@@ -268,3 +272,41 @@ def test_operations_in_the_wrong_state_are_refused(squad: Squad) -> None:
         inst.pause()
     assert inst.preview() == ""
     inst.kill()
+
+
+def _crash_during_start(squad: Squad, title: str) -> None:
+    """Start ``title`` in another process and SIGKILL it once the worktree and session exist (the
+    program, silent ``sleep``, keeps the start waiting for it to settle)."""
+    code = (f"from squadnb.session import Squad; Squad(home={str(squad.home)!r}, repo={squad.repo!r}, "
+            f"tmux_socket={squad.tmux.socket!r})[{title!r}].start()")
+    env = {**os.environ, "PYTHONPATH": str(Path(squadnb.__file__).parent.parent)}
+    process = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        wait_for(lambda: list(squad.worktrees_dir.rglob("README.md")), what="the worktree's files")
+        wait_for(lambda: squad.session_name(title) in tmux_sessions(squad.tmux.socket),
+                 what="the session of the start")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+@pytest.mark.parametrize("then", ["start", "kill"])
+def test_a_start_killed_part_way_is_cleaned_up_by_the_next_start_or_kill(
+        squad: Squad, git_repo: Path, then: str) -> None:
+    squad.new("crash", program="sleep 30")
+    _crash_during_start(squad, "crash")
+    again = Squad(home=squad.home, repo=squad.repo, tmux_socket=squad.tmux.socket)
+    inst = again["crash"]
+    assert inst.status is Status.NEW and Path(inst.worktree_path).is_dir()  # what it left is named
+    left_behind, branch = inst.worktree_path, inst.branch
+    assert branch in branches(git_repo)
+    if then == "start":
+        inst.start()
+        assert inst.status is Status.RUNNING and inst.branch == branch  # the same branch, made again
+        assert not Path(left_behind).exists() and Path(inst.worktree_path).is_dir()
+        assert len(git(git_repo, "worktree", "list").splitlines()) == 2
+        assert tmux_sessions(squad.tmux.socket) >= {inst.session_name}
+    inst.kill()
+    assert branches(git_repo) == {"main"} and not Path(left_behind).exists()
+    assert len(git(git_repo, "worktree", "list").splitlines()) == 1
+    assert inst.session_name not in tmux_sessions(squad.tmux.socket) and len(again) == 0
