@@ -310,3 +310,23 @@ def test_a_start_killed_part_way_is_cleaned_up_by_the_next_start_or_kill(
     assert branches(git_repo) == {"main"} and not Path(left_behind).exists()
     assert len(git(git_repo, "worktree", "list").splitlines()) == 1
     assert inst.session_name not in tmux_sessions(squad.tmux.socket) and len(again) == 0
+
+
+def test_a_pause_cut_short_after_removing_the_worktree_is_finished_by_pausing_again(
+        squad: Squad, git_repo: Path, tmux_socket: str) -> None:
+    inst = squad.new("half paused")
+    inst.start()
+    # What a pause killed between its worktree removal and its state save leaves behind:
+    (Path(inst.worktree_path) / "work.txt").write_text("kept\n")
+    git(inst.worktree_path, "add", "-A")
+    git(inst.worktree_path, "commit", "-q", "-m", "[claudesquad] update (paused)")
+    tmux(tmux_socket, "kill-session", "-t", f"={inst.session_name}")
+    git(git_repo, "worktree", "remove", "-f", inst.worktree_path)
+    again = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)
+    again.refresh()
+    assert again["half paused"].status is Status.DEAD
+    again["half paused"].pause()
+    assert again["half paused"].status is Status.PAUSED
+    again["half paused"].resume()
+    assert (Path(again["half paused"].worktree_path) / "work.txt").read_text() == "kept\n"
+    again["half paused"].kill()
