@@ -108,3 +108,19 @@ class Prompt(Operation):
 
     async def execute(self, instance: Item) -> None:
         instance.log.append("prompt")
+
+
+class Stall(Operation):
+    """Hangs until cancelled (a timeout, a deadline, a cancel); ``started`` is set once it runs and
+    ``titles`` lists the instances it started on."""
+
+    name = "Stall"
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.titles: list[str] = []
+
+    async def execute(self, instance: Item) -> None:
+        self.titles.append(instance.title)
+        self.started.set()
+        await asyncio.sleep(60)

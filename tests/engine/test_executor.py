@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Callable
 
 import pytest
-from engine_helpers import Item, Peak, Record, items
+from engine_helpers import Item, Peak, Record, Stall, items
 
 from squadnb import BatchExecutor, Operation, operation
 from squadnb._loop import get_loop, run_sync
@@ -385,18 +385,13 @@ def test_no_timeout_lets_operations_run() -> None:
 
 @pytest.mark.parametrize("deadline", [0.2, timedelta(seconds=0.2)], ids=["seconds", "timedelta"])
 def test_deadline_cancels_running_and_unstarted(deadline: object) -> None:
-    started: list[str] = []
-
-    @operation
-    async def slow(item: Item) -> None:
-        started.append(item.title)
-        await asyncio.sleep(30)
+    slow = Stall()
 
     start = time.monotonic()
     result = BatchExecutor(max_concurrency=2).execute(items(5), slow, progress=False,
                                                        deadline=deadline)  # type: ignore[arg-type]
     assert time.monotonic() - start < 10
-    assert started == ["i0", "i1"]  # nothing new started after the deadline
+    assert slow.titles == ["i0", "i1"]  # nothing new started after the deadline
     assert all(isinstance(r.error, Cancelled) and r.status == "cancelled" for r in result.results)
     assert [r.attempts for r in result.results] == [1, 1, 0, 0, 0]
     assert str(result.results[0].error) == "cancelled while running (batch deadline passed)"
@@ -435,12 +430,8 @@ def test_deadline_stops_a_blocking_function_and_does_not_wait_for_it() -> None:
 @pytest.mark.parametrize("delay", [0, 0.1], ids=["instant", "delayed"])
 def test_submit_then_cancel(delay: float) -> None:
     gate = threading.Event()
-    started = threading.Event()
-
-    @operation
-    async def slow(item: Item) -> None:
-        started.set()
-        await asyncio.sleep(30)
+    slow = Stall()
+    started = slow.started
 
     executor = BatchExecutor(max_concurrency=2)
     future = executor.submit(items(5), slow)
@@ -532,12 +523,8 @@ def test_aexecute_on_squadnb_loop_and_sync_execute_refused_there() -> None:
 
 
 def test_cancelling_aexecute_cancels_the_batch_and_keeps_last_result() -> None:
-    started = threading.Event()
-
-    @operation
-    async def slow(item: Item) -> None:
-        started.set()
-        await asyncio.sleep(30)
+    slow = Stall()
+    started = slow.started
 
     executor = BatchExecutor(max_concurrency=1)
 
@@ -574,12 +561,8 @@ def main_thread_blocked() -> bool:
 
 
 def test_ctrl_c_cancels_the_batch_and_raises_batch_interrupted() -> None:
-    started = threading.Event()
-
-    @operation
-    async def slow(item: Item) -> None:
-        started.set()
-        await asyncio.sleep(30)
+    slow = Stall()
+    started = slow.started
 
     def interrupt_when_started() -> None:
         # A real SIGINT (what a kernel interrupt sends), once the main thread blocks on the batch.
@@ -610,9 +593,7 @@ def test_ctrl_c_while_waiting_is_turned_into_batch_interrupted(monkeypatch: pyte
             raise KeyboardInterrupt
         return real(self, timeout)
 
-    @operation
-    async def slow(item: Item) -> None:
-        await asyncio.sleep(30)
+    slow = Stall()
 
     monkeypatch.setattr(concurrent.futures.Future, "result", interrupted_once)
     with pytest.raises(BatchInterrupted) as caught:
@@ -635,9 +616,7 @@ def test_ctrl_c_while_the_batch_is_handed_to_the_loop_still_cancels_it(
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
         return bar
 
-    @operation
-    async def slow(item: Item) -> None:
-        await asyncio.sleep(30)
+    slow = Stall()
 
     monkeypatch.setattr(executor_module, "make_bar", make_bar_then_interrupt)
     executor = BatchExecutor(max_concurrency=2)

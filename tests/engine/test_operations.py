@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from engine_helpers import Item, Pause, Prompt, Record, Resume, items
+from engine_helpers import Item, Pause, Prompt, Record, Resume, Stall, items
 
 from squadnb import (
     BatchExecutor,
@@ -171,15 +171,6 @@ def test_composite_rollback_undoes_only_the_steps_that_ran_on_that_instance() ->
     run_sync(composite.execute(item))
     run_sync(composite.rollback(item))
     assert item.log == ["execute", "pause", "unpause", "rollback"]  # the skipped step is not undone
-
-
-class Stall(Operation):
-    """Hangs until cancelled; its rollback is never needed (it never finishes)."""
-
-    name = "Stall"
-
-    async def execute(self, instance: Item) -> None:
-        await asyncio.sleep(60)
 
 
 @pytest.mark.parametrize("cut", ["timeout", "deadline"])

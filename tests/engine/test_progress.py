@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import Any
 
 import pytest
-from engine_helpers import Item, Record, items
+from engine_helpers import Item, Record, Stall, items
 
 from squadnb import BatchExecutor, OperationResult, ProgressTracker, operation
 from squadnb.engine.progress import CallbackBar, ProgressCallbackWarning, TqdmBar, make_bar
@@ -107,10 +106,7 @@ def test_executor_updates_tracker_and_callable_from_the_loop_thread() -> None:
 
 
 def test_cancelled_instances_are_counted_too() -> None:
-    @operation
-    async def slow(item: Item) -> None:
-        await asyncio.sleep(30)
-
+    slow = Stall()
     tracker = ProgressTracker(4)
     BatchExecutor(max_concurrency=1).execute(items(4), slow, tracker, progress=False, deadline=0.05)
     assert tracker.progress == (4, 4)
@@ -187,10 +183,7 @@ def test_widget_bar_is_danger_after_a_cancelled_batch(bars_on: None,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     made = widget_bars(monkeypatch)
 
-    @operation
-    async def slow(item: Item) -> None:
-        await asyncio.sleep(30)
-
+    slow = Stall()
     BatchExecutor(max_concurrency=1).execute(items(3), slow, progress="widget", deadline=0.05)
     assert made[0].container.children[1].bar_style == "danger"
 
