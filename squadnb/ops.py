@@ -20,22 +20,11 @@ from __future__ import annotations
 from typing import Any
 
 from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
-from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
+from squadnb.errors import InvalidTitle, RollbackNotSupported
 from squadnb.session.instance import Instance, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
            "BatchResumeOperation", "BatchStartOperation", "status_name", "with_batch_options"]
-
-
-def _require_started(instance: Instance) -> None:
-    if not instance.started:
-        raise InvalidState(f"instance {instance.title!r} is not started")
-
-
-def _require_not_paused(instance: Instance) -> None:
-    _require_started(instance)
-    if instance.paused:
-        raise InvalidState(f"instance {instance.title!r} is already paused")
 
 
 class BatchStartOperation(Operation):
@@ -55,10 +44,7 @@ class BatchStartOperation(Operation):
     def validate(self, instance: Instance) -> None:
         if not instance.title.strip():
             raise InvalidTitle("the instance's title is empty")
-        if not self.first_time_setup:
-            _require_not_paused(instance)
-        elif instance.started:
-            raise InvalidState(f"instance {instance.title!r} is already started")
+        instance.check("start" if self.first_time_setup else "restart")
 
     async def execute(self, instance: Instance) -> None:
         await instance.astart(self.first_time_setup)
@@ -76,7 +62,7 @@ class BatchPauseOperation(Operation):
     name = "Pause"
 
     def validate(self, instance: Instance) -> None:
-        _require_not_paused(instance)
+        instance.check("pause")
 
     async def execute(self, instance: Instance) -> None:
         await instance.apause()
@@ -91,9 +77,7 @@ class BatchResumeOperation(Operation):
     name = "Resume"
 
     def validate(self, instance: Instance) -> None:
-        _require_started(instance)
-        if not instance.paused:
-            raise InvalidState(f"instance {instance.title!r} is not paused")
+        instance.check("resume")
 
     async def execute(self, instance: Instance) -> None:
         await instance.aresume()
@@ -109,7 +93,7 @@ class BatchKillOperation(Operation):
     name = "Kill"
 
     def validate(self, instance: Instance) -> None:
-        _require_started(instance)
+        instance.check("kill")
 
     async def execute(self, instance: Instance) -> None:
         await instance.akill()
@@ -129,7 +113,7 @@ class BatchPromptOperation(Operation):
         self.timeout = timeout
 
     def validate(self, instance: Instance) -> None:
-        _require_not_paused(instance)
+        instance.check("prompt")
         if not self.prompt or not self.prompt.strip():
             raise ValueError("the prompt is empty")
 
@@ -143,7 +127,7 @@ class BatchPromptOperation(Operation):
 def status_name(instance: Any) -> str:
     """The instance's status as the tables and the status filters spell it (``"paused"``)."""
     status = getattr(instance, "status", None)
-    return status.name.lower() if isinstance(status, Status) else str(status)
+    return status.label if isinstance(status, Status) else str(status)
 
 
 class _StatusIs:
