@@ -50,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     "TmuxError": "squadnb.errors",
     "TransactionError": "squadnb.errors",
     "UnknownInstance": "squadnb.errors",
+    "UnsafePath": "squadnb.errors",
     "ValidationError": "squadnb.errors",
     # sessions
     "Instance": "squadnb.session.instance",

@@ -29,7 +29,7 @@ from typing import Any, Awaitable, Mapping, Sequence
 from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
 from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
 from squadnb.session._command import CommandRun, command_argv, failure, run_in_worktree
-from squadnb.session.instance import Instance, Status
+from squadnb.session.instance import Instance, PauseReport, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
            "BatchResumeOperation", "BatchStartOperation", "CommandRun", "RunCommand", "status_name",
@@ -86,15 +86,17 @@ class BatchStartOperation(Operation):
 
 
 class BatchPauseOperation(Operation):
-    """Pause each instance (commit, remove the worktree, keep the branch). Rolled back by resuming."""
+    """Pause each instance (commit, remove the worktree, keep the branch). Rolled back by resuming.
+    Its value is the instance's :class:`~squadnb.session.PauseReport`: the ignored files archived,
+    and any dropped or not committed as deletions."""
 
     name = "Pause"
 
     def validate(self, instance: Instance) -> None:
         instance.check("pause")
 
-    async def execute(self, instance: Instance) -> None:
-        await instance.apause()
+    async def execute(self, instance: Instance) -> PauseReport | None:
+        return await instance.apause()
 
     async def rollback(self, instance: Instance) -> None:
         await instance.aresume()

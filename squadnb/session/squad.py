@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Iterator
 from squadnb._loop import on_loop, run_sync, twin_docs
 from squadnb.engine._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
 from squadnb.errors import DuplicateTitle, InvalidTitle, SessionError, UnknownInstance
+from squadnb.session._intents import Intents
 from squadnb.session._storage import InstanceData, Store, resolve_program
 from squadnb.session.git import Git
 from squadnb.session.instance import Instance, Status
@@ -71,6 +72,7 @@ class Squad:
         self.session_name_for = naming
         self.ready_timeout = 30.0
         self._store = Store(self.home)
+        self._intents = Intents(self._store)
         self.config = self._store.load_config()
         self.program = program or resolve_program(self.config)
         self.branch_prefix = (branch_prefix if branch_prefix is not None
