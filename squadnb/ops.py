@@ -10,6 +10,7 @@ operation          validation (raises :class:`~squadnb.errors.InvalidState`)  ro
 ``Kill``           started; not pinned; with ``discard=False``, no          not supported
                    uncommitted changes and no commits the kill would delete
 ``SendPrompt``     started, not paused; the prompt is not empty            not supported
+``RunCommand``     started, not paused, its worktree exists                not supported
 =================  ======================================================  =========================
 
 All are async (``async def execute``): they run on squadnb's loop under the executor's concurrency
@@ -34,16 +35,19 @@ result; Pause, Resume, Start and SendPrompt lose nothing and run on pinned insta
 
 from __future__ import annotations
 
+import os
 import weakref
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Mapping, Sequence
 
 from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
 from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
 from squadnb.session import _postconditions as hold
+from squadnb.session._command import CommandRun, command_argv, failure, run_in_worktree
 from squadnb.session.instance import Instance, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
-           "BatchResumeOperation", "BatchStartOperation", "status_name", "with_batch_options"]
+           "BatchResumeOperation", "BatchStartOperation", "CommandRun", "RunCommand", "status_name",
+           "with_batch_options"]
 
 
 def _require_started(instance: Instance) -> None:
@@ -74,6 +78,16 @@ class _RemembersBefore:
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_before"}
+
+
+def _require_worktree(instance: Instance) -> None:
+    if not instance.started:
+        raise InvalidState(f"instance {instance.title!r} has no worktree: it is not started")
+    if instance.paused:
+        raise InvalidState(f"instance {instance.title!r} has no worktree: it is paused")
+    if not os.path.isdir(instance.worktree_path):
+        raise InvalidState(f"instance {instance.title!r} has no worktree: "
+                           f"{instance.worktree_path!r} does not exist")
 
 
 def _refuse_pinned(instance: Instance, action: str) -> None:
@@ -278,3 +292,52 @@ def with_batch_options(operation: Any, *, retries: int = 0, retry_delay: float =
     if only_status:
         operation = ConditionalOperation(operation, _StatusIs(only_status))
     return operation
+
+
+class RunCommand(Operation):
+    """Run a command in each instance's worktree (not in the agent's pane); the value is its
+    :class:`CommandRun` (``exit_code``, ``stdout``, ``stderr``, ``seconds``; each stream only its last
+    64 KB, with ``stdout_truncated`` / ``stderr_truncated`` saying so).
+
+    :param command: a string runs under ``sh -c``; a sequence (argv) runs as is, with no shell.
+    :param timeout: seconds after which the command and every process it started are killed (its
+        own process group), and the instance fails with :class:`~squadnb.errors.OperationTimeout`;
+        None: no limit of its own (the executor's timeout or a cancel kill the group the same way).
+    :param env: variables added to the environment (which also has ``$SQUADNB_MAIN``, the main
+        checkout's path).
+    :param check: a non-zero exit is the instance's failure, a
+        :class:`~squadnb.errors.CommandFailed` holding the exit code and the last lines of stderr;
+        with ``check=False`` every finished command is a success and ``exit_code`` tells.
+
+    Validation refuses instances without a worktree (new, paused). A command cannot be undone: no
+    rollback. The operation's name is ``"RunCommand"``.
+    """
+
+    name = "RunCommand"
+
+    def __init__(self, command: str | Sequence[str], *, timeout: float | None = None,
+                 env: Mapping[str, str] | None = None, check: bool = True) -> None:
+        command_argv(command)  # refuse an empty command now, not once per instance
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds or None, not {timeout!r}")
+        self.command = command
+        self.timeout = timeout
+        self.env = dict(env) if env is not None else None
+        self.check = check
+
+    def validate(self, instance: Instance) -> None:
+        _require_worktree(instance)
+
+    async def execute(self, instance: Instance) -> CommandRun:
+        who = f"instance {instance.title!r}: "
+        run = await run_in_worktree(self.command, instance.worktree_path, main=instance.repo_path,
+                                    timeout=self.timeout, env=self.env, who=who)
+        if self.check and run.exit_code != 0:
+            raise failure(run, self.command, f"{who}command")
+        return run
+
+    async def rollback(self, instance: Instance) -> None:
+        raise RollbackNotSupported(f"RunCommand cannot be rolled back (instance {instance.title!r})")
+
+    def __repr__(self) -> str:
+        return f"RunCommand({self.command!r})"
