@@ -47,13 +47,14 @@ async def _listed(instance: Instance) -> str | None:
 async def agent_runs_in_worktree(instance: Instance, action: str) -> None:
     """The instance's tmux session exists, its program still runs, and runs in the worktree."""
     tmux, name = instance.squad.tmux, instance.session_name
+    # The path first: a pane whose program exits has no path, and is dead when its state is read.
+    cwd = await tmux.pane_path(name)
     state = await tmux.pane_state(name)
     if state is None:
         raise _failed(instance, action, f"its tmux session {name!r} does not exist")
     if state.dead:
         raise _failed(instance, action, f"its agent is not running (exit status "
                                         f"{state.exit_status})")
-    cwd = await tmux.pane_path(name)
     if cwd is None or not _inside(cwd, instance.worktree_path):
         raise _failed(instance, action, f"its agent runs in {cwd}, not in its worktree "
                                         f"{instance.worktree_path}")
