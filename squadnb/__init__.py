@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "TransactionError": "squadnb.errors",
     "UnknownInstance": "squadnb.errors",
     "ValidationError": "squadnb.errors",
+    "VerificationError": "squadnb.errors",
     # sessions
     "Instance": "squadnb.session.instance",
     "Squad": "squadnb.session.squad",
