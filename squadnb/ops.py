@@ -50,17 +50,6 @@ __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
            "with_batch_options"]
 
 
-def _require_started(instance: Instance) -> None:
-    if not instance.started:
-        raise InvalidState(f"instance {instance.title!r} is not started")
-
-
-def _require_not_paused(instance: Instance) -> None:
-    _require_started(instance)
-    if instance.paused:
-        raise InvalidState(f"instance {instance.title!r} is already paused")
-
-
 #: how long SendPrompt's verify waits for the pane to show the prompt
 PROMPT_SEEN_WITHIN = 10.0
 
@@ -117,10 +106,7 @@ class BatchStartOperation(Operation):
     def validate(self, instance: Instance) -> None:
         if not instance.title.strip():
             raise InvalidTitle("the instance's title is empty")
-        if not self.first_time_setup:
-            _require_not_paused(instance)
-        elif instance.started:
-            raise InvalidState(f"instance {instance.title!r} is already started")
+        instance.check("start" if self.first_time_setup else "restart")
 
     async def execute(self, instance: Instance) -> None:
         await instance.astart(self.first_time_setup)
@@ -142,7 +128,7 @@ class BatchPauseOperation(_RemembersBefore, Operation):
     name = "Pause"
 
     def validate(self, instance: Instance) -> None:
-        _require_not_paused(instance)
+        instance.check("pause")
 
     async def execute(self, instance: Instance) -> None:
         tip = await instance.squad.git.branch_tip(instance.repo_path, instance.branch)
@@ -166,9 +152,7 @@ class BatchResumeOperation(Operation):
     name = "Resume"
 
     def validate(self, instance: Instance) -> None:
-        _require_started(instance)
-        if not instance.paused:
-            raise InvalidState(f"instance {instance.title!r} is not paused")
+        instance.check("resume")
 
     async def execute(self, instance: Instance) -> None:
         await instance.aresume()
@@ -201,7 +185,7 @@ class BatchKillOperation(Operation):
         self.discard = discard
 
     def validate(self, instance: Instance) -> Awaitable[None] | None:
-        _require_started(instance)
+        instance.check("kill")
         _refuse_pinned(instance, "kill")
         return None if self.discard else self._refuse_unsaved(instance)
 
@@ -242,7 +226,7 @@ class BatchPromptOperation(_RemembersBefore, Operation):
         self.timeout = timeout
 
     def validate(self, instance: Instance) -> None:
-        _require_not_paused(instance)
+        instance.check("prompt")
         if not self.prompt or not self.prompt.strip():
             raise ValueError("the prompt is empty")
 
@@ -264,7 +248,7 @@ class BatchPromptOperation(_RemembersBefore, Operation):
 def status_name(instance: Any) -> str:
     """The instance's status as the tables and the status filters spell it (``"paused"``)."""
     status = getattr(instance, "status", None)
-    return status.name.lower() if isinstance(status, Status) else str(status)
+    return status.label if isinstance(status, Status) else str(status)
 
 
 class _StatusIs:
