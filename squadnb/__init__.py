@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "UnknownInstance": "squadnb.errors",
     "ValidationError": "squadnb.errors",
     # sessions
+    "DiffStats": "squadnb.session.git",
     "Instance": "squadnb.session.instance",
     "Squad": "squadnb.session.squad",
     "Status": "squadnb.session.instance",
