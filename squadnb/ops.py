@@ -7,17 +7,22 @@ operation          validation (raises :class:`~squadnb.errors.InvalidState`)  ro
 ``Start``          not already started; title not empty                    Kill
 ``Pause``          started and not paused                                  Resume
 ``Resume``         started and paused                                      Pause
-``Kill``           started                                                 not supported
+``Kill``           started; not pinned; with ``discard=False``, no          not supported
+                   uncommitted changes and no commits the kill would delete
 ``SendPrompt``     started, not paused; the prompt is not empty            not supported
 =================  ======================================================  =========================
 
 All are async (``async def execute``): they run on squadnb's loop under the executor's concurrency
 limit, and a timeout or cancel stops their git/tmux child processes.
+
+Guard rails: a pinned instance (:meth:`~squadnb.session.Instance.pin`) is refused by every
+destructive operation (one with a true ``destructive`` attribute: Kill), with the reason in its
+result; Pause, Resume, Start and SendPrompt lose nothing and run on pinned instances too.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable
 
 from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
 from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
@@ -36,6 +41,16 @@ def _require_not_paused(instance: Instance) -> None:
     _require_started(instance)
     if instance.paused:
         raise InvalidState(f"instance {instance.title!r} is already paused")
+
+
+def _refuse_pinned(instance: Instance, action: str) -> None:
+    """The check of every destructive operation: ``InvalidState`` naming the pin."""
+    if instance.pinned:
+        raise InvalidState(f"instance {instance.title!r} is pinned; unpin it to {action} it")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class BatchStartOperation(Operation):
@@ -104,12 +119,39 @@ class BatchResumeOperation(Operation):
 
 class BatchKillOperation(Operation):
     """Kill each instance (session, worktree, and the branch if squadnb created it). Terminal: no
-    rollback."""
+    rollback. Pinned instances are refused.
+
+    ``discard=True`` (the default, the seed's behaviour) throws away whatever the instance holds.
+    ``discard=False`` keeps instances whose kill would lose work: uncommitted changes in the worktree
+    (``dirty``), or commits on a branch squadnb created that its base commit has not (``ahead``;
+    a branch squadnb did not create survives the kill, so its commits do not count). Each refusal is
+    that instance's ``invalid`` result, saying what would be lost. That check runs git, so with
+    ``discard=False`` :meth:`validate` returns a coroutine after its quick checks (the engine awaits
+    it; a direct caller awaits it too).
+    """
 
     name = "Kill"
+    destructive = True
 
-    def validate(self, instance: Instance) -> None:
+    def __init__(self, discard: bool = True) -> None:
+        self.discard = discard
+
+    def validate(self, instance: Instance) -> Awaitable[None] | None:
         _require_started(instance)
+        _refuse_pinned(instance, "kill")
+        return None if self.discard else self._refuse_unsaved(instance)
+
+    @staticmethod
+    async def _refuse_unsaved(instance: Instance) -> None:
+        dirty, ahead = await instance.arefresh_work()
+        lost = ["uncommitted changes in its worktree"] if dirty else []
+        if ahead and not instance.is_existing_branch:
+            lost.append(f"{_plural(ahead, 'commit')} on branch {instance.branch!r} not on its base "
+                        "commit")
+        if lost:
+            raise InvalidState(f"instance {instance.title!r} has {' and '.join(lost)}; "
+                               "BatchKillOperation(discard=False) keeps it (discard=True throws "
+                               "the work away)")
 
     async def execute(self, instance: Instance) -> None:
         await instance.akill()

@@ -171,6 +171,18 @@ class Git:
         async with self.lock(repo):
             await self._check(worktree, "commit", "--no-verify", "--quiet", "-m", message)
 
+    async def commits_ahead(self, repo: str, base: str, branch: str) -> int:
+        """How many commits ``branch`` has that ``base`` (a commit) has not: ``rev-list --count
+        base..refs/heads/<branch>``, a read that takes no lock. 0 when the branch does not exist;
+        :class:`GitError` when ``base`` is not a commit of the repository."""
+        done = await self._call(repo, "rev-list", "--count", f"{base}..refs/heads/{branch}", "--")
+        if done.ok:
+            return int(done.stdout.strip() or 0)
+        if not await self.branch_exists(repo, branch):
+            return 0
+        raise GitError(f"git rev-list failed: {done.stderr.strip()}", done.argv, done.returncode,
+                       done.stderr)
+
     async def commits_not_in_head(self, repo: str, branch: str) -> int:
         done = await self._check(repo, "rev-list", "--count", f"HEAD..{branch}")
         return int(done.stdout.strip() or 0)

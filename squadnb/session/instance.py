@@ -115,6 +115,10 @@ class Instance:
         self.is_existing_branch = data.worktree.is_existing_branch
         self.diff = DiffStats(data.diff_stats.added, data.diff_stats.removed, data.diff_stats.content)
         self.exit_status: int | None = None
+        #: uncommitted changes in the worktree, and commits on the branch not on its base commit, as
+        #: of the last :meth:`refresh_work` (``squad.refresh()`` calls it)
+        self.dirty = False
+        self.ahead = 0
         self._lock = asyncio.Lock()
         self._last_hash: str | None = None
 
@@ -606,6 +610,56 @@ class Instance:
                 self.diff = stats
                 self.squad._save_instance(self)
         return self.diff
+
+    def refresh_work(self) -> tuple[bool, int]:
+        return run_sync(self.arefresh_work())
+
+    @on_loop
+    async def arefresh_work(self) -> tuple[bool, int]:
+        """Recompute and return ``(dirty, ahead)``: whether the worktree has uncommitted changes
+        (untracked files included; False when there is no worktree, e.g. paused or not started), and
+        how many commits the branch has that its base commit has not (the repository's HEAD when no
+        base is recorded; 0 when not started or the branch is gone). Reads only (``status
+        --no-optional-locks``, ``rev-list --count``). Raises :class:`GitError` when git fails."""
+        dirty, ahead = False, 0
+        if self.started and self.repo_path:
+            git = self.squad.git
+            with self._failing("check its work"):
+                if os.path.isdir(self.worktree_path):
+                    dirty = await git.is_dirty(self.worktree_path)
+                if self.branch:
+                    ahead = await git.commits_ahead(self.repo_path, self.base_commit_sha or "HEAD",
+                                                    self.branch)
+        self.dirty, self.ahead = dirty, ahead
+        return dirty, ahead
+
+    # ------------------------------------------------------------------ pins
+    @property
+    def pinned(self) -> bool:
+        """True when the instance is pinned: destructive batch operations (Kill) refuse it. Read from
+        ``<home>/pins.json`` each time, so a pin made by another process counts at once."""
+        return self.title in self.squad._store.load_pins()
+
+    def pin(self) -> None:
+        return run_sync(self.apin())
+
+    @on_loop
+    async def apin(self) -> None:
+        """Pin the instance: destructive batch operations (:class:`~squadnb.ops.BatchKillOperation`)
+        refuse it in ``validate`` until :meth:`unpin`. Kept in squadnb's own ``<home>/pins.json``
+        (claude-squad's state has no field for it), written atomically under the home's lock; a
+        killed instance's pin is dropped. Raises :class:`StateFileError` when ``pins.json`` is
+        unreadable (it is left as is)."""
+        await asyncio.to_thread(self.squad._store.set_pinned, self.title, True)
+
+    def unpin(self) -> None:
+        return run_sync(self.aunpin())
+
+    @on_loop
+    async def aunpin(self) -> None:
+        """Remove the pin set by :meth:`pin` (nothing happens when it is not pinned). Raises
+        :class:`StateFileError` when ``pins.json`` is unreadable (it is left as is)."""
+        await asyncio.to_thread(self.squad._store.set_pinned, self.title, False)
 
     def has_unsaved_work(self) -> bool:
         return run_sync(self.ahas_unsaved_work())

@@ -229,11 +229,14 @@ class Squad:
     def to_dataframe(self) -> pd.DataFrame:
         """One row per instance, in creation order: ``title, status`` (lower-case name; ``new`` when
         not started), ``branch, program, worktree`` (strings), ``added, removed`` (int, from the last
-        diff stats), ``created`` (UTC datetime), ``alive`` (bool, from the last refresh). The dtypes
-        are the same for an empty squad."""
+        diff stats), ``created`` (UTC datetime), ``alive`` (bool, from the last refresh), the guard
+        rails ``dirty`` (bool: uncommitted changes in the worktree; False without a worktree) and
+        ``ahead`` (int: commits on the branch not on its base commit), both as of the last
+        :meth:`refresh`, and ``pinned`` (bool, read now). The dtypes are the same for an empty squad."""
         import pandas as pd
 
         instances = self.instances
+        pins = self._store.load_pins()
 
         def column(values: list[object], dtype: str) -> pd.Series:
             return pd.Series(values, dtype=dtype)
@@ -250,6 +253,9 @@ class Squad:
                          .astype("datetime64[ns, UTC]"),
             "alive": column([i.started and i.status not in (Status.PAUSED, Status.DEAD)
                              for i in instances], "bool"),
+            "dirty": column([i.dirty for i in instances], "bool"),
+            "ahead": column([i.ahead for i in instances], "int64"),
+            "pinned": column([i.title in pins for i in instances], "bool"),
         })
 
     def _repr_html_(self) -> str:
@@ -275,8 +281,9 @@ class Squad:
     async def arefresh(self) -> None:
         """Re-read the files (instances made or killed by other processes) and recompute every
         started, unpaused instance's status from its pane and its diff stats, as claude-squad's tick
-        does. Never raises because the tmux server is gone (those instances become DEAD) or because
-        git fails on one worktree (its last diff stats are kept)."""
+        does, and every started instance's ``dirty`` and ``ahead`` (two git reads each). Never
+        raises because the tmux server is gone (those instances become DEAD) or because git fails on
+        one worktree (its last diff stats and guard rails are kept)."""
         self._load()
         await asyncio.gather(*(_refresh(inst) for inst in self.instances))
 
@@ -305,6 +312,8 @@ async def _refresh(instance: Instance) -> None:
     await instance.arefresh_status()
     with contextlib.suppress(SessionError):
         await instance.adiff_stats()
+    with contextlib.suppress(SessionError):
+        await instance.arefresh_work()
 
 
 def _statuses(spec: StatusSpec) -> set[Status]:
