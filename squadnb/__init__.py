@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "BranchCheckedOut": "squadnb.errors",
     "Cancelled": "squadnb.errors",
     "CommandError": "squadnb.errors",
+    "CommandFailed": "squadnb.errors",
     "DuplicateTitle": "squadnb.errors",
     "GitError": "squadnb.errors",
     "InvalidState": "squadnb.errors",
@@ -61,6 +62,8 @@ _EXPORTS: dict[str, str] = {
     "BatchPromptOperation": "squadnb.ops",
     "BatchResumeOperation": "squadnb.ops",
     "BatchStartOperation": "squadnb.ops",
+    "CommandRun": "squadnb.ops",
+    "RunCommand": "squadnb.ops",
     # notebook layer
     "BatchForm": "squadnb.notebook.form",
     "StatusView": "squadnb.notebook.watch",

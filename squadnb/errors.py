@@ -17,7 +17,8 @@ Hierarchy::
     │   ├── NotAGitRepo             the path is not a git repository, or has no commit
     │   ├── CommandError            a CLI command failed (.argv, .returncode, .stderr)
     │   │   ├── GitError            ... a git command
-    │   │   └── TmuxError           ... a tmux command (also: the tmux server is gone)
+    │   │   ├── TmuxError           ... a tmux command (also: the tmux server is gone)
+    │   │   └── CommandFailed       ... a user's command in a worktree (RunCommand, setup)
     │   ├── ProgramExited           the agent program exited during start (.program, .exit_status)
     │   ├── BranchCheckedOut        the branch is checked out in another worktree
     │   ├── InvalidState            the instance is not in a state that allows the call
@@ -39,6 +40,7 @@ __all__ = [
     "BranchCheckedOut",
     "Cancelled",
     "CommandError",
+    "CommandFailed",
     "DuplicateTitle",
     "GitError",
     "InvalidState",
@@ -162,6 +164,23 @@ class GitError(CommandError):
 
 class TmuxError(CommandError):
     """A tmux command failed (including: the tmux server is not running)."""
+
+
+class CommandFailed(CommandError):
+    """A command run in an instance's worktree (:class:`~squadnb.RunCommand` with ``check=True``, or
+    a ``setup`` command of a new worktree) exited non-zero.
+
+    ``.exit_code`` is its exit status (also ``.returncode``), ``.stderr_tail`` the last lines of its
+    stderr (of its stdout when stderr is empty), ``.run`` the whole
+    :class:`~squadnb.ops.CommandRun` (output capped as it was captured).
+    """
+
+    def __init__(self, message: str, argv: Sequence[str], exit_code: int, stderr_tail: str,
+                 run: Any = None) -> None:
+        super().__init__(message, argv, exit_code, getattr(run, "stderr", stderr_tail))
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+        self.run = run
 
 
 class ProgramExited(SessionError):

@@ -10,6 +10,7 @@ operation          validation (raises :class:`~squadnb.errors.InvalidState`)  ro
 ``Kill``           started; not pinned; with ``discard=False``, no          not supported
                    uncommitted changes and no commits the kill would delete
 ``SendPrompt``     started, not paused; the prompt is not empty            not supported
+``RunCommand``     started, not paused, its worktree exists                not supported
 =================  ======================================================  =========================
 
 All are async (``async def execute``): they run on squadnb's loop under the executor's concurrency
@@ -22,25 +23,27 @@ result; Pause, Resume, Start and SendPrompt lose nothing and run on pinned insta
 
 from __future__ import annotations
 
-from typing import Any, Awaitable
+import os
+from typing import Any, Awaitable, Mapping, Sequence
 
 from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
 from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
+from squadnb.session._command import CommandRun, command_argv, failure, run_in_worktree
 from squadnb.session.instance import Instance, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
-           "BatchResumeOperation", "BatchStartOperation", "status_name", "with_batch_options"]
+           "BatchResumeOperation", "BatchStartOperation", "CommandRun", "RunCommand", "status_name",
+           "with_batch_options"]
 
 
-def _require_started(instance: Instance) -> None:
+def _require_worktree(instance: Instance) -> None:
     if not instance.started:
-        raise InvalidState(f"instance {instance.title!r} is not started")
-
-
-def _require_not_paused(instance: Instance) -> None:
-    _require_started(instance)
+        raise InvalidState(f"instance {instance.title!r} has no worktree: it is not started")
     if instance.paused:
-        raise InvalidState(f"instance {instance.title!r} is already paused")
+        raise InvalidState(f"instance {instance.title!r} has no worktree: it is paused")
+    if not os.path.isdir(instance.worktree_path):
+        raise InvalidState(f"instance {instance.title!r} has no worktree: "
+                           f"{instance.worktree_path!r} does not exist")
 
 
 def _refuse_pinned(instance: Instance, action: str) -> None:
@@ -70,10 +73,7 @@ class BatchStartOperation(Operation):
     def validate(self, instance: Instance) -> None:
         if not instance.title.strip():
             raise InvalidTitle("the instance's title is empty")
-        if not self.first_time_setup:
-            _require_not_paused(instance)
-        elif instance.started:
-            raise InvalidState(f"instance {instance.title!r} is already started")
+        instance.check("start" if self.first_time_setup else "restart")
 
     async def execute(self, instance: Instance) -> None:
         await instance.astart(self.first_time_setup)
@@ -91,7 +91,7 @@ class BatchPauseOperation(Operation):
     name = "Pause"
 
     def validate(self, instance: Instance) -> None:
-        _require_not_paused(instance)
+        instance.check("pause")
 
     async def execute(self, instance: Instance) -> None:
         await instance.apause()
@@ -106,9 +106,7 @@ class BatchResumeOperation(Operation):
     name = "Resume"
 
     def validate(self, instance: Instance) -> None:
-        _require_started(instance)
-        if not instance.paused:
-            raise InvalidState(f"instance {instance.title!r} is not paused")
+        instance.check("resume")
 
     async def execute(self, instance: Instance) -> None:
         await instance.aresume()
@@ -137,7 +135,7 @@ class BatchKillOperation(Operation):
         self.discard = discard
 
     def validate(self, instance: Instance) -> Awaitable[None] | None:
-        _require_started(instance)
+        instance.check("kill")
         _refuse_pinned(instance, "kill")
         return None if self.discard else self._refuse_unsaved(instance)
 
@@ -171,7 +169,7 @@ class BatchPromptOperation(Operation):
         self.timeout = timeout
 
     def validate(self, instance: Instance) -> None:
-        _require_not_paused(instance)
+        instance.check("prompt")
         if not self.prompt or not self.prompt.strip():
             raise ValueError("the prompt is empty")
 
@@ -185,7 +183,7 @@ class BatchPromptOperation(Operation):
 def status_name(instance: Any) -> str:
     """The instance's status as the tables and the status filters spell it (``"paused"``)."""
     status = getattr(instance, "status", None)
-    return status.name.lower() if isinstance(status, Status) else str(status)
+    return status.label if isinstance(status, Status) else str(status)
 
 
 class _StatusIs:
@@ -213,3 +211,52 @@ def with_batch_options(operation: Any, *, retries: int = 0, retry_delay: float =
     if only_status:
         operation = ConditionalOperation(operation, _StatusIs(only_status))
     return operation
+
+
+class RunCommand(Operation):
+    """Run a command in each instance's worktree (not in the agent's pane); the value is its
+    :class:`CommandRun` (``exit_code``, ``stdout``, ``stderr``, ``seconds``; each stream only its last
+    64 KB, with ``stdout_truncated`` / ``stderr_truncated`` saying so).
+
+    :param command: a string runs under ``sh -c``; a sequence (argv) runs as is, with no shell.
+    :param timeout: seconds after which the command and every process it started are killed (its
+        own process group), and the instance fails with :class:`~squadnb.errors.OperationTimeout`;
+        None: no limit of its own (the executor's timeout or a cancel kill the group the same way).
+    :param env: variables added to the environment (which also has ``$SQUADNB_MAIN``, the main
+        checkout's path).
+    :param check: a non-zero exit is the instance's failure, a
+        :class:`~squadnb.errors.CommandFailed` holding the exit code and the last lines of stderr;
+        with ``check=False`` every finished command is a success and ``exit_code`` tells.
+
+    Validation refuses instances without a worktree (new, paused). A command cannot be undone: no
+    rollback. The operation's name is ``"RunCommand"``.
+    """
+
+    name = "RunCommand"
+
+    def __init__(self, command: str | Sequence[str], *, timeout: float | None = None,
+                 env: Mapping[str, str] | None = None, check: bool = True) -> None:
+        command_argv(command)  # refuse an empty command now, not once per instance
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds or None, not {timeout!r}")
+        self.command = command
+        self.timeout = timeout
+        self.env = dict(env) if env is not None else None
+        self.check = check
+
+    def validate(self, instance: Instance) -> None:
+        _require_worktree(instance)
+
+    async def execute(self, instance: Instance) -> CommandRun:
+        who = f"instance {instance.title!r}: "
+        run = await run_in_worktree(self.command, instance.worktree_path, main=instance.repo_path,
+                                    timeout=self.timeout, env=self.env, who=who)
+        if self.check and run.exit_code != 0:
+            raise failure(run, self.command, f"{who}command")
+        return run
+
+    async def rollback(self, instance: Instance) -> None:
+        raise RollbackNotSupported(f"RunCommand cannot be rolled back (instance {instance.title!r})")
+
+    def __repr__(self) -> str:
+        return f"RunCommand({self.command!r})"

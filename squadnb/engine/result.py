@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass, field
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field, fields, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -153,18 +154,24 @@ class PartialResult:
         text = f"{', '.join(parts)} of {self.total} in {self.duration.total_seconds():.1f}s"
         return f"{name}: {text}" if name else text
 
-    def to_dataframe(self) -> pd.DataFrame:
+    def to_dataframe(self, values: bool = False) -> pd.DataFrame:
         """One row per instance, in input order.
 
         Columns: ``instance`` (title, else ``str``), ``operation`` (name), ``status``, ``ok`` (nullable
         boolean: NA where skipped), ``error`` (message, NA on success), ``error_type`` (class name),
         ``value`` (object), ``attempts`` (int), ``start_time`` (datetime, UTC), ``elapsed``
         (Timedelta). Imports pandas on first use.
+
+        :param values: also spread each value that is a dataclass instance or a mapping into columns
+            of its own, after these (a :class:`~squadnb.ops.CommandRun` gives ``exit_code``,
+            ``stdout``, …, ``seconds``), in the order the fields are first met; a row without that
+            field has NA there. A field named like one of the columns above is prefixed ``value_``.
+            A column of ints (or bools) with NA is a nullable ``Int64`` (``boolean``) column.
         """
         import pandas as pd
 
         rows = self.results
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "instance": pd.Series([instance_label(r.instance) for r in rows], dtype="str"),
             "operation": pd.Series([op_name(r.operation) for r in rows], dtype="str"),
             "status": pd.Series([r.status for r in rows], dtype="str"),
@@ -179,6 +186,10 @@ class PartialResult:
             "elapsed": pd.to_timedelta(pd.Series([r.duration for r in rows], dtype=object))
                          .astype("timedelta64[ns]"),
         }, columns=list(COLUMNS))
+        if values:
+            for name, column in _spread([r.value for r in rows]).items():
+                frame["value_" + name if name in COLUMNS else name] = column
+        return frame
 
     def __repr__(self) -> str:
         return f"PartialResult({self.summary()})"
@@ -193,3 +204,35 @@ class PartialResult:
         from squadnb._html import result_html
 
         return result_html(self.summary(), self.to_dataframe())
+
+
+def _fields_of(value: Any) -> dict[Any, Any] | None:
+    """A dataclass instance's fields or a mapping's items; None for any other value."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return dict(value)
+    return None
+
+
+def _spread(values: list[Any]) -> dict[str, pd.Series]:
+    """One column per field of the spreadable values (first-met order), NA where a row lacks it."""
+    import pandas as pd
+
+    spread = [_fields_of(v) for v in values]
+    names = list(dict.fromkeys(key for row in spread if row for key in row))
+    columns: dict[str, pd.Series] = {}
+    for name in names:
+        cells = [row[name] if row and name in row else None for row in spread]
+        present = [c for c in cells if c is not None]
+        missing = len(present) < len(cells)
+        if present and all(isinstance(c, bool) for c in present):
+            dtype = "boolean" if missing else "bool"
+        elif present and all(isinstance(c, int) and not isinstance(c, bool) for c in present):
+            dtype = "Int64" if missing else "int64"
+        elif present and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in present):
+            dtype = "float64"
+        else:
+            dtype = "object"
+        columns[str(name)] = pd.Series(cells, dtype=dtype)
+    return columns

@@ -10,10 +10,12 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from helpers import branches, git, tmux_sessions, wait_for
+import pytest
+from helpers import branches, git, tmux, tmux_sessions, wait_for
 
 from squadnb import BatchExecutor
 from squadnb._loop import run_sync
+from squadnb.errors import InvalidState
 from squadnb.ops import BatchStartOperation
 from squadnb.session import Instance, Squad, Status
 
@@ -269,3 +271,26 @@ def test_preview_full_history_reaches_past_the_screen(squad: Squad) -> None:
     screen, full = inst.preview().split(), inst.preview(full_history=True).split()
     assert "1" not in screen and screen[-1] == "200"  # the 50-row screen shows only the end
     assert full == [str(n) for n in range(1, 201)]
+
+
+def test_every_sync_twin_has_its_async_twins_docstring() -> None:
+    for cls in (Instance, Squad):
+        twins = [name for name in vars(cls) if callable(getattr(cls, f"a{name}", None))]
+        assert {"pause", "resume", "kill", "restart", "start", "refresh", "new"} & set(twins)
+        for name in twins:
+            assert getattr(cls, name).__doc__ == getattr(cls, f"a{name}").__doc__, name
+            assert getattr(cls, name).__doc__
+
+
+def test_restart_is_start_without_first_time_setup(squad: Squad, tmux_socket: str) -> None:
+    inst = squad.new("again")
+    inst.start()
+    tmux(tmux_socket, "kill-session", "-t", f"={inst.session_name}")
+    inst.restart()
+    assert inst.status is Status.RUNNING and inst.tmux_alive()
+    assert squad.session_name_for("again") == inst.session_name
+    tmux(tmux_socket, "kill-session", "-t", f"={inst.session_name}")
+    inst.start(first_time_setup=False)
+    assert inst.tmux_alive()
+    with pytest.raises(InvalidState, match="instance 'again': restart failed: its program is still running"):
+        inst.restart()
