@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "ValidationError": "squadnb.errors",
     "VerificationError": "squadnb.errors",
     # sessions
+    "DiffStats": "squadnb.session.git",
     "Instance": "squadnb.session.instance",
     "Squad": "squadnb.session.squad",
     "Status": "squadnb.session.instance",
