@@ -52,7 +52,9 @@ _EXPORTS: dict[str, str] = {
     "UnknownInstance": "squadnb.errors",
     "UnsafePath": "squadnb.errors",
     "ValidationError": "squadnb.errors",
+    "VerificationError": "squadnb.errors",
     # sessions
+    "DiffStats": "squadnb.session.git",
     "Instance": "squadnb.session.instance",
     "Squad": "squadnb.session.squad",
     "Status": "squadnb.session.instance",

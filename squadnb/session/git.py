@@ -324,6 +324,17 @@ class Git:
                 return  # nothing staged: only deletions were kept out
             await self._check(worktree, "commit", "--no-verify", "--quiet", "-m", message)
 
+    async def branch_tip(self, repo: str, branch: str) -> str | None:
+        """The commit ``branch`` points at; None when the branch does not exist."""
+        done = await self._call(repo, "rev-parse", "--verify", "--quiet",
+                                f"refs/heads/{branch}^{{commit}}")
+        return done.stdout.strip() if done.ok else None
+
+    async def is_ancestor(self, repo: str, ancestor: str, descendant: str) -> bool:
+        """True when commit ``ancestor`` is ``descendant`` or one of its ancestors
+        (``merge-base --is-ancestor``)."""
+        return (await self._call(repo, "merge-base", "--is-ancestor", ancestor, descendant)).ok
+
     async def commits_ahead(self, repo: str, base: str, branch: str) -> int:
         """How many commits ``branch`` has that ``base`` (a commit) has not: ``rev-list --count
         base..refs/heads/<branch>``, a read that takes no lock. 0 when the branch does not exist;

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterator
 
+from squadnb._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
 from squadnb._loop import on_loop, run_sync, twin_docs
-from squadnb.engine._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
 from squadnb.errors import DuplicateTitle, InvalidTitle, SessionError, UnknownInstance
 from squadnb.session._intents import Intents
 from squadnb.session._storage import InstanceData, Store, resolve_program

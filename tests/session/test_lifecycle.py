@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import os
 import re
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -265,15 +262,6 @@ def test_claude_squad_flavour_uses_its_names_and_home(tmp_path: Path, git_repo: 
     inst.kill()
     assert Squad.claude_squad(home=tmp_path / "cs", repo=git_repo, tmux_socket=tmux_socket,
                               program=demo_program(0.1)).program == demo_program(0.1)
-
-
-def test_import_squadnb_stays_light() -> None:
-    code = ("import sys, squadnb, squadnb.session, squadnb.ops, squadnb.agents.demo; "
-            "heavy = {'pandas', 'tqdm', 'ipywidgets', 'matplotlib'} & set(sys.modules); "
-            "print(sorted(heavy))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ})
-    assert done.stdout.strip() == "[]"
 
 
 def test_preview_full_history_reaches_past_the_screen(squad: Squad) -> None:
