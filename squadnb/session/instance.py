@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from squadnb._loop import on_loop, run_sync
+from squadnb._receipt import last_receipt, receipt_for
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle,
-                            ProgramExited, SessionError, TmuxError)
+                            ProgramExited, PromptNotDelivered, SessionError, TmuxError)
+from squadnb.session._input import check_prompt
 from squadnb.session._programs import ProgramProfile, profile_for, with_continue
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData
 from squadnb.session.git import DiffStats
@@ -206,6 +208,8 @@ class Instance:
                 if first_time_setup:
                     if self.started:
                         raise InvalidState("it is already started")
+                    if self.prompt:
+                        self.prompt = check_prompt(self.prompt, self.title)
                     await self._setup_and_launch()
                 else:
                     await self._restart_in_worktree()
@@ -494,24 +498,62 @@ class Instance:
     @on_loop
     async def asend_prompt(self, text: str, timeout: float | None = None) -> None:
         """Wait until the agent is ready (at most ``timeout`` seconds, default the squad's
-        ``ready_timeout``), paste ``text`` into its pane and press Enter.
+        ``ready_timeout``), paste ``text`` into its pane as one bracketed paste and press Enter, then
+        wait (at most the squad's ``delivery_timeout``) until the agent shows it received the prompt
+        whole: the demo agent's receipt must give the size and digest of the text sent; for any other
+        program the pane must change.
 
-        Raises ``ValueError`` for an empty prompt, :class:`InvalidState` when the instance is not
-        started, paused, dead, waiting on a permission prompt or not ready in time.
+        Raises :class:`InvalidPrompt` (a ``ValueError``) before anything is sent for a prompt the
+        policy refuses (empty, a paste marker, a control character other than newline and tab; see
+        ``squadnb.session._input``), :class:`InvalidState` when the instance is not started, paused,
+        dead, waiting on a permission prompt or not ready in time, and :class:`PromptNotDelivered`
+        when the agent did not show it received the whole prompt.
         """
-        if not text.strip():
-            raise ValueError(f"instance {self.title!r}: the prompt is empty")
+        text = check_prompt(text, self.title)
         async with self._lock:
             with self._failing("send prompt"):
                 self._require()
                 await self._send(text, self.squad.ready_timeout if timeout is None else timeout)
 
     async def _send(self, text: str, timeout: float) -> None:
-        await self._wait_ready(timeout)
+        before = await self._wait_ready(timeout)
         await self.squad.tmux.paste(self.session_name, text)
+        await self._confirm_delivery(text, before)
         self._set(Status.RUNNING)
 
-    async def _wait_ready(self, timeout: float) -> None:
+    async def _confirm_delivery(self, text: str, before: str) -> None:
+        """Wait until the pane shows the agent got ``text``: a new receipt of the same size and
+        digest from a program that prints receipts (the demo agent), a changed pane from any other.
+        Raises :class:`PromptNotDelivered` on another receipt, an exit, or no sign in time."""
+        tmux, profile = self.squad.tmux, profile_for(self.program)
+        sent = receipt_for(text.encode())
+        earlier = last_receipt(before)
+        timeout = self.squad.delivery_timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            snap = await tmux.snapshot(self.session_name)
+            pane = snap[1] if snap else ""
+            got = last_receipt(pane) if profile.receipts else None
+            if got is not None and (earlier is None or got.number > earlier.number):
+                if (got.size, got.digest) == (sent.size, sent.digest):
+                    return
+                raise PromptNotDelivered(
+                    f"the agent received {got.size} bytes (sha256 {got.digest}) but {sent.size} "
+                    f"were sent (sha256 {sent.digest})")
+            if snap is None or snap[0].dead:
+                self.exit_status = snap[0].exit_status if snap else None
+                self._set(Status.DEAD)
+                raise PromptNotDelivered("the agent exited before it showed it received the prompt")
+            if not profile.receipts and pane != before:
+                return
+            if time.monotonic() >= deadline:
+                sign = "its receipt" if profile.receipts else "a change in its pane"
+                raise PromptNotDelivered(f"the prompt was pasted but the agent showed no sign of "
+                                         f"receiving it ({sign}) within {timeout:g}s")
+            await asyncio.sleep(POLL)
+
+    async def _wait_ready(self, timeout: float) -> str:
+        """Wait until the agent is ready for a prompt and return the pane's text then."""
         tmux, profile = self.squad.tmux, profile_for(self.program)
         deadline = time.monotonic() + timeout
         previous: str | None = None
@@ -527,9 +569,9 @@ class Instance:
                 self._set(Status.NEEDS_INPUT)
                 raise InvalidState("the agent waits on a permission prompt; answer it first")
             if seen is Status.READY:
-                return
+                return text
             if profile.ready_text is None and text.strip() and text == previous:
-                return
+                return text
             previous = text
             if time.monotonic() >= deadline:
                 raise InvalidState(f"the agent did not become ready within {timeout:g}s")
