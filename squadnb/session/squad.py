@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterator
 
-from squadnb._loop import on_loop, run_sync
-from squadnb.engine._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
+from squadnb._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
+from squadnb._loop import on_loop, run_sync, twin_docs
 from squadnb.errors import DuplicateTitle, InvalidTitle, SessionError, UnknownInstance
 from squadnb.session._storage import InstanceData, Store, resolve_program
 from squadnb.session.git import Git
@@ -32,6 +32,7 @@ __all__ = ["Squad"]
 StatusSpec = Status | str | Collection[Status | str]
 
 
+@twin_docs
 class Squad:
     """The set of instances of one home directory.
 
@@ -69,7 +70,7 @@ class Squad:
         self.repo = str(Path(repo).expanduser().absolute())
         self.tmux = tmux
         self.git = Git()
-        self.session_name = naming
+        self.session_name_for = naming
         self.ready_timeout = 30.0
         #: seconds a pasted prompt has to show up (the demo agent's receipt, or a change of the pane)
         self.delivery_timeout = 10.0
@@ -166,7 +167,7 @@ class Squad:
         no commit).
         """
         check_title(title)
-        name = self.session_name(title)
+        name = self.session_name_for(title)
         problem = session_name_problem(name)
         if problem is not None:
             raise InvalidTitle(f"title {shown(title)}: its tmux session name {shown(name)} cannot be "
@@ -255,7 +256,7 @@ class Squad:
 
         return pd.DataFrame({
             "title": column([i.title for i in instances], "str"),
-            "status": column([i.status.name.lower() for i in instances], "str"),
+            "status": column([i.status.label for i in instances], "str"),
             "branch": column([i.branch for i in instances], "str"),
             "program": column([i.program for i in instances], "str"),
             "worktree": column([i.worktree_path for i in instances], "str"),
@@ -281,7 +282,7 @@ class Squad:
     def __repr__(self) -> str:
         counts: dict[str, int] = {}
         for inst in self._instances.values():
-            counts[inst.status.name.lower()] = counts.get(inst.status.name.lower(), 0) + 1
+            counts[inst.status.label] = counts.get(inst.status.label, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no instances"
         return f"Squad({str(self.home)!r}: {summary})"
 
@@ -330,17 +331,7 @@ async def _refresh(instance: Instance) -> None:
 
 def _statuses(spec: StatusSpec) -> set[Status]:
     items = [spec] if isinstance(spec, (Status, str)) else list(spec)
-    found: set[Status] = set()
-    for item in items:
-        if isinstance(item, Status):
-            found.add(item)
-        else:
-            try:
-                found.add(Status[str(item).upper()])
-            except KeyError:
-                names = ", ".join(s.name.lower() for s in Status)
-                raise ValueError(f"unknown status {item!r} (one of: {names})") from None
-    return found
+    return {Status.parse(item) for item in items}
 
 
 def _copy_stored_fields(source: Instance, target: Instance) -> None:
