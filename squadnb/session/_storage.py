@@ -2,7 +2,8 @@
 
 ``state.json`` holds started instances in claude-squad's schema (so ``cs`` can load them);
 ``pending.json`` holds instances created but not started yet (same entry schema plus ``prompt``);
-``config.json`` holds the settings; ``.squadnb.lock`` is the home's lock file.
+``config.json`` holds the settings; ``pins.json`` (squadnb's own file: claude-squad's schema has no
+field for it) holds the titles of pinned instances; ``.squadnb.lock`` is the home's lock file.
 
 **Schema.** The dataclasses below are the one schema: each field carries its check (type and range),
 and every field of every entry is checked when a file is read. A file that fails (bad JSON, invalid
@@ -249,6 +250,11 @@ def _cap_diff(text: str) -> str:
 class _StateFile:
     help_screens_seen: int = _checked(_int_in(0, 2**32 - 1), 0)
     instances: list[Any] = _checked(_list_of(_object(InstanceData)), factory=list)
+
+
+@dataclass
+class _PinsFile:
+    pinned: list[Any] = _checked(_list_of(_title), factory=list)
 
 
 @dataclass
@@ -523,6 +529,7 @@ class Store:
         self.pending_path = home / "pending.json"
         self.config_path = home / "config.json"
         self.lock_path = home / ".squadnb.lock"
+        self.pins_path = home / "pins.json"
         self.bytes_written = 0
         self.writes = 0
         self._docs: dict[Path, _Doc] = {}
@@ -654,6 +661,9 @@ class Store:
             doc, before = docs[started], self._docs[path]
             if doc.entries != before.entries or (started and before.key is None):
                 self._save(path, doc)
+        removed = {change.title for change in batch if change.entry is None}
+        if removed & self._pins():  # a later instance of the same title starts unpinned
+            self._save_pins(self._pins() - removed)
         return outcomes
 
     @staticmethod
@@ -692,6 +702,44 @@ class Store:
         self._docs[path] = doc
         self.bytes_written += written
         self.writes += 1
+
+    # ------------------------------------------------------------------ pins
+    def _pins(self) -> set[str]:
+        try:
+            data = self.pins_path.read_bytes()
+        except FileNotFoundError:
+            return set()
+        except OSError as exc:
+            raise StateFileError(f"cannot read {self.pins_path}: {exc.strerror or exc}") from exc
+        raw = _parse(self.pins_path, data)
+        try:
+            validate(_PinsFile, raw if raw is not None else {})
+        except _Bad as exc:
+            raise StateFileError(f'{self.pins_path} does not hold {{"pinned": [<title>, ...]}} ({exc}); '
+                                 "the file was left as is") from None
+        return set(raw.get("pinned", [])) if raw else set()
+
+    def _save_pins(self, titles: set[str]) -> None:
+        try:
+            _replace(self.pins_path, json.dumps({"pinned": sorted(titles)}, indent=2,
+                                                ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise StateWriteError(f"writing {self.pins_path} failed: {exc.strerror or exc}") from exc
+
+    def load_pins(self) -> set[str]:
+        """The titles in ``pins.json`` (empty when there is no file). Raises :class:`StateFileError`
+        when the file is not ``{"pinned": [<title>, ...]}``; the file is left as is."""
+        with self.locked(write=False):
+            return self._pins()
+
+    def set_pinned(self, title: str, pinned: bool) -> None:
+        """Add ``title`` to ``pins.json`` or remove it, under the home's lock (atomic write, 0600);
+        no write when nothing changes. Raises :class:`StateWriteError` when it cannot be written."""
+        with self.locked():
+            before = self._pins()
+            after = before | {title} if pinned else before - {title}
+            if after != before:
+                self._save_pins(after)
 
     def drain(self) -> None:
         """Block until every change queued so far is written (errors are left to their futures)."""
