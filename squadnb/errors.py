@@ -26,7 +26,9 @@ Hierarchy::
     │   ├── BranchCheckedOut        the branch is checked out in another worktree
     │   ├── InvalidState            the instance is not in a state that allows the call
     │   ├── UnknownInstance         no instance has that title
+    │   ├── ClaudeSquadRunning      a running claude-squad would undo a change to its state
     │   └── StateFileError          state.json / pending.json / config.json cannot be read
+    │       └── StateWriteError     ... or written (full disk, unwritable home)
     └── (BatchInterrupted)          a KeyboardInterrupt, not a SquadError: Ctrl-C during a sync batch
 
 ``BatchInterrupted`` subclasses ``KeyboardInterrupt`` so that ``except Exception`` never swallows an
@@ -42,6 +44,7 @@ __all__ = [
     "BatchInterrupted",
     "BranchCheckedOut",
     "Cancelled",
+    "ClaudeSquadRunning",
     "CommandError",
     "CommandFailed",
     "DuplicateTitle",
@@ -59,6 +62,7 @@ __all__ = [
     "SessionError",
     "SquadError",
     "StateFileError",
+    "StateWriteError",
     "TmuxError",
     "TransactionError",
     "UnknownInstance",
@@ -233,5 +237,22 @@ class UnknownInstance(SessionError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ClaudeSquadRunning(SessionError):
+    """A ``cs`` / ``claude-squad`` process is running while squadnb was about to change claude-squad's
+    state (``Squad.claude_squad()``): it keeps its instances in memory and rewrites ``state.json`` when
+    it exits, which would undo the change. ``.pid`` is the process found. Pass ``force=True`` to go on.
+    """
+
+    def __init__(self, message: str, pid: int) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
 class StateFileError(SessionError):
-    """A state or config file cannot be read (corrupt JSON, wrong schema). The file is left as is."""
+    """A state or config file cannot be read (corrupt JSON, invalid UTF-8, a field of the wrong type
+    or out of range); the message names the file and the field. The file is left as is."""
+
+
+class StateWriteError(StateFileError):
+    """A file of the home could not be written (full disk, unwritable or read-only home). The message
+    names the instance and the change; the file, and the instance in memory, keep what they held."""
