@@ -15,6 +15,8 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from squadnb.session._storage import private_dir
+
 __all__ = ["LIMIT", "Packed", "pack", "unpack"]
 
 #: the most bytes of ignored files one pause keeps (100 MB); larger sets keep their smallest files
@@ -35,7 +37,7 @@ def pack(worktree: str, files: list[str], archive: Path, limit: int | None = Non
     pause) are kept as they are and not counted again. The archive is written beside its final name
     and renamed, so a crash never leaves half an archive."""
     limit = LIMIT if limit is None else limit
-    archive.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(archive.parent)
     sizes: list[tuple[int, str]] = []
     for name in files:
         try:

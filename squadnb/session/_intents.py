@@ -5,7 +5,8 @@ field for it, and ``cs`` rewrites ``state.json`` whole): ``{"transitions": {"<ti
 "pause", "pid": 123, "at": "<RFC 3339>"}}}``. A lifecycle call writes its entry before its first
 step and removes it after its last; an entry left behind names a call that died part-way (SIGKILL,
 power loss), and the next call on that instance, or ``squad.doctor(repair=True)``, finishes or undoes
-it. Written atomically under the home's lock (through the :class:`~._storage.Store`), mode 0600.
+it. Written atomically under the home's lock (the :class:`~._storage.Store`'s), mode 0600; a full disk
+raises :class:`~squadnb.errors.StateWriteError` naming the instance.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from squadnb.errors import StateFileError
-from squadnb.session._storage import Store
+from squadnb.errors import StateFileError, StateWriteError
+from squadnb.session._storage import Store, _replace
 
 __all__ = ["Intent", "Intents"]
 
@@ -94,4 +95,8 @@ class Intents:
                 current[title] = intent
             data = {"transitions": {t: {"action": i.action, "pid": i.pid, "at": i.at}
                                     for t, i in sorted(current.items())}}
-            self.store._write(self.path, data, mode=0o600)
+            try:
+                _replace(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            except OSError as exc:
+                raise StateWriteError(f"instance {title!r}: writing {self.path} failed: "
+                                      f"{exc.strerror or exc}") from exc

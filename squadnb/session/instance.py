@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator, Generator, Iterator, TypeVar
 
 from squadnb._loop import on_loop, run_sync, twin_docs
+from squadnb._receipt import receipt_for
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle,
-                            ProgramExited, SessionError, TmuxError, UnsafePath)
+                            ProgramExited, PromptNotDelivered, SessionError, TmuxError,
+                            UnsafePath)
 from squadnb.session import _archive, _pane
+from squadnb.session._input import check_prompt
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._status import Status, refusal
-from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData
+from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData, write_private
 from squadnb.session.git import DiffStats, branch_name
 
 if TYPE_CHECKING:
@@ -35,8 +38,6 @@ __all__ = ["Instance", "PauseReport", "Status"]
 
 T = TypeVar("T")
 
-#: persisted diff text is cut to this many characters (claude-squad stores it whole)
-DIFF_CONTENT_LIMIT = 100_000
 
 
 def _now() -> datetime:
@@ -129,7 +130,7 @@ class Instance:
         #: of the last :meth:`refresh_work` (``squad.refresh()`` calls it)
         self.dirty = False
         self.ahead = 0
-        self._lock = asyncio.Lock()
+        self._lock = squad._call_lock(self)  # on release it waits until the call's writes are on disk
         self._last_hash: str | None = None
 
     # ------------------------------------------------------------------ state
@@ -159,7 +160,7 @@ class Instance:
             auto_yes=self.auto_yes, program=self.program,
             worktree=WorktreeData(self.repo_path, self.worktree_path, self.title, self.branch,
                                   self.base_commit_sha, self.is_existing_branch),
-            diff_stats=DiffStatsData(diff.added, diff.removed, diff.content[:DIFF_CONTENT_LIMIT]),
+            diff_stats=DiffStatsData(diff.added, diff.removed, diff.content),
             prompt=self.prompt if self.status is Status.NEW else None)
 
     def _set(self, status: Status) -> None:
@@ -222,9 +223,12 @@ class Instance:
             return await self.arestart()
         async with self._lock:
             with self._failing("start"):
+                await self.squad._aguard_claude_squad()
                 if not self.title.strip():
                     raise InvalidTitle("the title is empty")
                 self._require("start")
+                if self.prompt:
+                    self.prompt = check_prompt(self.prompt, self.title)
                 await self._setup_and_launch()
 
     @on_loop
@@ -255,6 +259,7 @@ class Instance:
         # Written down before git and tmux run: if the process dies from here on, the instance is
         # still NEW but names what this start made, and its next start (or kill) removes it.
         self._record_setup(repo, worktree, branch, base, existing_branch=not created)
+        await self.squad._aflush(self)
         try:
             await asyncio.to_thread(Path(worktree).parent.mkdir, parents=True, exist_ok=True)
             await git.add_worktree(repo, worktree, branch, new_from=head if created else None)
@@ -422,6 +427,7 @@ class Instance:
         returns; when it raises, the record stays only if the body says so (``self._unfinished``)."""
         async with self._lock:
             with self._failing(action):
+                await self.squad._aguard_claude_squad()
                 finished = await self._recover()
                 if finished == "kill" and action != "kill":
                     raise InvalidState("an interrupted kill of it was finished: it is gone")
@@ -551,7 +557,7 @@ class Instance:
             return  # the session is gone (a DEAD instance): nothing left to save
         stamp = _now().strftime("%Y%m%dT%H%M%S%f")
         log = self.squad.logs_dir / f"{self.session_name}_{stamp}.log"
-        await asyncio.to_thread(_write_text, log, text)
+        await asyncio.to_thread(write_private, log, text)
 
     def resume(self) -> None:
         return run_sync(self.aresume())
@@ -626,6 +632,7 @@ class Instance:
         if not self.started:
             async with self._lock:
                 with self._failing("kill"):
+                    await self.squad._aguard_claude_squad()
                     await self._clean_interrupted_start()
                     self.squad._forget(self)
             return
@@ -658,6 +665,7 @@ class Instance:
         started or is paused (a paused instance has no agent running)."""
         async with self._lock:
             with self._failing("stop"):
+                await self.squad._aguard_claude_squad()
                 self._require("stop")
                 await self.squad.tmux.kill_session(self.session_name)
                 self._set(Status.DEAD)
@@ -688,13 +696,18 @@ class Instance:
     @on_loop
     async def asend_prompt(self, text: str, timeout: float | None = None) -> None:
         """Wait until the agent is ready (at most ``timeout`` seconds, default the squad's
-        ``ready_timeout``), paste ``text`` into its pane and press Enter.
+        ``ready_timeout``), paste ``text`` into its pane as one bracketed paste and press Enter, then
+        wait (at most the squad's ``delivery_timeout``) until the agent shows it received the prompt
+        whole: the demo agent's receipt must give the size and digest of the text sent; for any other
+        program the pane must change.
 
-        Raises ``ValueError`` for an empty prompt, :class:`InvalidState` when the instance is not
-        started, paused, dead, waiting on a permission prompt or not ready in time.
+        Raises :class:`InvalidPrompt` (a ``ValueError``) before anything is sent for a prompt the
+        policy refuses (empty, a paste marker, a control character other than newline and tab; see
+        ``squadnb.session._input``), :class:`InvalidState` when the instance is not started, paused,
+        dead, waiting on a permission prompt or not ready in time, and :class:`PromptNotDelivered`
+        when the agent did not show it received the whole prompt (DEAD when it exited).
         """
-        if not text.strip():
-            raise ValueError(f"instance {self.title!r}: the prompt is empty")
+        text = check_prompt(text, self.title)
         async with self._lock:
             with self._failing("send prompt"):
                 self._require("prompt")
@@ -702,7 +715,18 @@ class Instance:
 
     async def _send(self, text: str, timeout: float) -> None:
         await self._wait_ready(timeout)
-        await self.squad.tmux.paste(self.session_name, text)
+        tmux = self.squad.tmux
+        snap = await tmux.snapshot(self.session_name)
+        await tmux.paste(self.session_name, text)
+        verdict = await self._watch(_pane.delivery_flow(
+            profile_for(self.program), receipt_for(text.encode()), snap[1] if snap else "",
+            self.squad.delivery_timeout))
+        if isinstance(verdict, _pane.Exited):
+            self.exit_status = verdict.exit_status
+            self._set(Status.DEAD)
+            raise PromptNotDelivered("the agent exited before it showed it received the prompt")
+        if verdict is not None:
+            raise PromptNotDelivered(verdict)
         self._set(Status.RUNNING)
 
     async def _wait_ready(self, timeout: float) -> None:
@@ -728,12 +752,16 @@ class Instance:
         the last look → RUNNING, unchanged → READY. The first look in a process (no last look to
         compare with, e.g. a fresh ``squadnb ls``) looks twice, ``FIRST_LOOK_GAP`` apart. New and
         paused instances, and instances busy in another call, keep their status. Never raises because
-        the tmux server is gone (that is DEAD). A change is saved at once."""
+        the tmux server is gone (that is DEAD). A change is saved before this returns
+        (:class:`StateWriteError` when it cannot be); it never overwrites a status another process
+        wrote after this one read it (that status is taken instead)."""
         if not self.started or self.paused or self._lock.locked():
             return self.status
         status = await self._pane_status()
         if status is not self.status and not self._lock.locked() and self.started and not self.paused:
             self._set(status)
+            await self.squad._aflush(self)  # on disk before returning; a newer status written by
+            # another process meanwhile is kept, and taken here
         return self.status
 
     async def _pane_status(self) -> Status:
@@ -782,6 +810,7 @@ class Instance:
             if stats != self.diff:
                 self.diff = stats
                 self.squad._save_instance(self)
+                await self.squad._aflush(self)
         return self.diff
 
     def refresh_work(self) -> tuple[bool, int]:
@@ -851,6 +880,3 @@ class Instance:
         return False
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
