@@ -14,6 +14,8 @@ Hierarchy::
     │   └── RollbackIncomplete      ... and some rollback failed too
     ├── SessionError                a real instance (git worktree + tmux session) misbehaved
     │   ├── InvalidTitle            empty or unusable title
+    │   ├── InvalidPrompt           a prompt squadnb will not paste (empty, control characters)
+    │   ├── PromptNotDelivered      the agent did not show that it received the whole prompt
     │   ├── DuplicateTitle          the title is taken by an instance or a live tmux session
     │   ├── NotAGitRepo             the path is not a git repository, or has no commit
     │   ├── CommandError            a CLI command failed (.argv, .returncode, .stderr)
@@ -47,11 +49,13 @@ __all__ = [
     "CommandFailed",
     "DuplicateTitle",
     "GitError",
+    "InvalidPrompt",
     "InvalidState",
     "InvalidTitle",
     "NotAGitRepo",
     "OperationTimeout",
     "ProgramExited",
+    "PromptNotDelivered",
     "RollbackIncomplete",
     "RollbackNotSupported",
     "RolledBack",
@@ -150,6 +154,19 @@ class SessionError(SquadError):
 
 class InvalidTitle(SessionError, ValueError):
     """The title is empty, or sanitises to nothing usable as a branch or tmux name."""
+
+
+class InvalidPrompt(SessionError, ValueError):
+    """A prompt squadnb refuses to paste: empty, not text, or holding a bracketed-paste marker or a
+    control character other than newline and tab (see ``squadnb.session._input``). Raised before
+    anything is sent; the message names the instance (when there is one), the character and its
+    position."""
+
+
+class PromptNotDelivered(SessionError):
+    """A prompt was pasted but the agent did not show, within the squad's ``delivery_timeout``, that
+    it received it whole: the demo agent's receipt gave another size or digest, or any other
+    program's pane neither changed nor went busy, or the agent exited."""
 
 
 class DuplicateTitle(SessionError, ValueError):

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Generator, Iterator, TypeVar
 
 from squadnb._loop import on_loop, run_sync, twin_docs
+from squadnb._receipt import receipt_for
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle,
-                            ProgramExited, SessionError, TmuxError)
+                            ProgramExited, PromptNotDelivered, SessionError, TmuxError)
 from squadnb.session import _pane
+from squadnb.session._input import check_prompt
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._status import Status, refusal
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData, write_private
@@ -176,6 +178,8 @@ class Instance:
                 if not self.title.strip():
                     raise InvalidTitle("the title is empty")
                 self._require("start")
+                if self.prompt:
+                    self.prompt = check_prompt(self.prompt, self.title)
                 await self._setup_and_launch()
 
     @on_loop
@@ -477,13 +481,18 @@ class Instance:
     @on_loop
     async def asend_prompt(self, text: str, timeout: float | None = None) -> None:
         """Wait until the agent is ready (at most ``timeout`` seconds, default the squad's
-        ``ready_timeout``), paste ``text`` into its pane and press Enter.
+        ``ready_timeout``), paste ``text`` into its pane as one bracketed paste and press Enter, then
+        wait (at most the squad's ``delivery_timeout``) until the agent shows it received the prompt
+        whole: the demo agent's receipt must give the size and digest of the text sent; for any other
+        program the pane must change.
 
-        Raises ``ValueError`` for an empty prompt, :class:`InvalidState` when the instance is not
-        started, paused, dead, waiting on a permission prompt or not ready in time.
+        Raises :class:`InvalidPrompt` (a ``ValueError``) before anything is sent for a prompt the
+        policy refuses (empty, a paste marker, a control character other than newline and tab; see
+        ``squadnb.session._input``), :class:`InvalidState` when the instance is not started, paused,
+        dead, waiting on a permission prompt or not ready in time, and :class:`PromptNotDelivered`
+        when the agent did not show it received the whole prompt (DEAD when it exited).
         """
-        if not text.strip():
-            raise ValueError(f"instance {self.title!r}: the prompt is empty")
+        text = check_prompt(text, self.title)
         async with self._lock:
             with self._failing("send prompt"):
                 self._require("prompt")
@@ -491,7 +500,18 @@ class Instance:
 
     async def _send(self, text: str, timeout: float) -> None:
         await self._wait_ready(timeout)
-        await self.squad.tmux.paste(self.session_name, text)
+        tmux = self.squad.tmux
+        snap = await tmux.snapshot(self.session_name)
+        await tmux.paste(self.session_name, text)
+        verdict = await self._watch(_pane.delivery_flow(
+            profile_for(self.program), receipt_for(text.encode()), snap[1] if snap else "",
+            self.squad.delivery_timeout))
+        if isinstance(verdict, _pane.Exited):
+            self.exit_status = verdict.exit_status
+            self._set(Status.DEAD)
+            raise PromptNotDelivered("the agent exited before it showed it received the prompt")
+        if verdict is not None:
+            raise PromptNotDelivered(verdict)
         self._set(Status.RUNNING)
 
     async def _wait_ready(self, timeout: float) -> None:

@@ -25,7 +25,9 @@ from squadnb.session._storage import (Change, InstanceData, Store, Stored, chang
                                       resolve_program)
 from squadnb.session.git import Git
 from squadnb.session.instance import Instance, Status
-from squadnb.session.tmux import Tmux, claude_squad_session_name, squadnb_session_name
+from squadnb.session._input import check_prompt, check_title, shown
+from squadnb.session.tmux import (Tmux, claude_squad_session_name, session_name_problem,
+                                  squadnb_session_name)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,6 +92,8 @@ class Squad:
         self.git = Git()
         self.session_name_for = naming
         self.ready_timeout = 30.0
+        #: seconds a pasted prompt has to show up (the demo agent's receipt, or a change of the pane)
+        self.delivery_timeout = 10.0
         self._store = Store(self.home)
         self.config = self._store.load_config()
         self.program = program or resolve_program(self.config)
@@ -308,29 +312,37 @@ class Squad:
         :class:`~squadnb.ops.BatchStartOperation`. ``branch`` names an existing branch to work on
         (never deleted by kill) or a new one; ``prompt`` is sent once the agent is ready after start.
 
-        Raises :class:`InvalidTitle` (empty, or a control character), :class:`DuplicateTitle` (an
-        instance has that title or tmux session name, or a live tmux session has the name) and
-        :class:`NotAGitRepo` (the repository is not a git work tree or has no commit), before anything
-        is created.
+        Raises, before anything is created: :class:`InvalidTitle` (not a string, blank, longer than
+        100 characters, or holding a control, format or line-separator character — see
+        ``squadnb.session._input.check_title`` — or, under :meth:`claude_squad`, a title whose
+        claude-squad session name would hold a character tmux treats specially, such as ``#`` or
+        ``;``), :class:`InvalidPrompt` (a ``prompt`` the prompt policy refuses),
+        :class:`DuplicateTitle` (an instance has that title or tmux session name, or a live tmux
+        session has the name) and :class:`NotAGitRepo` (the repository is not a git work tree or has
+        no commit).
         """
-        if not isinstance(title, str) or not title.strip():
-            raise InvalidTitle("an instance needs a non-empty title")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in title):
-            raise InvalidTitle(f"instance {title!r}: the title has a control character")
-        self._load()
+        check_title(title)
         name = self.session_name_for(title)
+        problem = session_name_problem(name)
+        if problem is not None:
+            raise InvalidTitle(f"title {shown(title)}: its tmux session name {shown(name)} cannot be "
+                               f"used: {problem}")
+        if prompt:
+            prompt = check_prompt(prompt, title)
+        self._load()
         if title in self._instances:
-            raise DuplicateTitle(f"instance {title!r} already exists")
+            raise DuplicateTitle(f"instance {shown(title)} already exists")
         clash = next((i.title for i in self._instances.values() if i.session_name == name), None)
         if clash is not None:
-            raise DuplicateTitle(f"instance {title!r}: its tmux session name {name!r} is taken by "
-                                 f"instance {clash!r}")
+            raise DuplicateTitle(f"instance {shown(title)}: its tmux session name {shown(name)} is "
+                                 f"taken by instance {shown(clash)}")
         if await self.tmux.has_session(name):
-            raise DuplicateTitle(f"instance {title!r}: a tmux session named {name!r} already exists")
+            raise DuplicateTitle(f"instance {shown(title)}: a tmux session named {shown(name)} "
+                                 "already exists")
         try:
             await self.git.head_sha(await self.git.toplevel(self.repo))
         except Exception as exc:
-            exc.args = (f"instance {title!r}: {exc}", *exc.args[1:])
+            exc.args = (f"instance {shown(title)}: {exc}", *exc.args[1:])
             raise
         data = InstanceData(title=title, path=self.repo, branch=branch or "",
                             program=program or self.program, prompt=prompt,
@@ -350,7 +362,7 @@ class Squad:
         try:
             return self._instances[title]
         except KeyError:
-            raise UnknownInstance(f"no instance titled {title!r} in {self.home}") from None
+            raise UnknownInstance(f"no instance titled {shown(title)} in {self.home}") from None
 
     def __contains__(self, title: object) -> bool:
         return title in self._instances
