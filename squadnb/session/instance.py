@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Iterator
 from squadnb._loop import on_loop, run_sync
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle,
                             ProgramExited, SessionError, TmuxError)
+from squadnb.session._command import failure, run_in_worktree
 from squadnb.session._programs import ProgramProfile, profile_for, with_continue
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData
 from squadnb.session.git import DiffStats
@@ -185,11 +186,13 @@ class Instance:
     async def astart(self, first_time_setup: bool = True) -> None:
         """Create the branch (``sanitize(prefix + title)`` from the repository's HEAD, recorded as
         ``base_commit_sha``) and the worktree, then start the program in a new tmux session, and send
-        the instance's ``prompt`` if it has one.
+        the instance's ``prompt`` if it has one. The squad's ``setup`` commands run in the new
+        worktree before the program starts.
 
         Succeeds only once the program is running. Raises :class:`InvalidTitle`,
         :class:`DuplicateTitle` (a live tmux session has the name), :class:`NotAGitRepo`,
-        :class:`BranchCheckedOut`, :class:`ProgramExited` (with the program and its exit status),
+        :class:`BranchCheckedOut`, :class:`CommandFailed` (a setup command exited non-zero; its output's
+        tail in the message), :class:`ProgramExited` (with the program and its exit status),
         :class:`GitError` or :class:`TmuxError`; then no session, worktree or branch is left.
 
         ``first_time_setup=False`` is claude-squad's restore, made a recovery: it restarts the program
@@ -227,6 +230,7 @@ class Instance:
             await asyncio.to_thread(Path(worktree).parent.mkdir, parents=True, exist_ok=True)
             await git.add_worktree(repo, worktree, branch, new_from=head if created else None)
             try:
+                await self._run_setup(repo, worktree)
                 await self._launch(self.program, worktree)
             except BaseException:
                 await asyncio.shield(self._undo_setup(repo, worktree, branch if created else None))
@@ -243,6 +247,14 @@ class Instance:
                 self.status = Status.NEW
                 self._record_setup(branch=requested)
                 raise
+
+    async def _run_setup(self, repo: str, worktree: str) -> None:
+        """Run the squad's ``setup`` commands in the new worktree, in order; the first one that exits
+        non-zero raises :class:`CommandFailed` with its output's tail (the caller undoes the start)."""
+        for command in self.squad.setup:
+            run = await run_in_worktree(command, worktree, main=repo)
+            if not run.ok:
+                raise failure(run, command, "setup command")
 
     def _record_setup(self, repo: str = "", worktree: str = "", branch: str = "", base: str = "", *,
                       existing_branch: bool = False) -> None:

@@ -12,11 +12,11 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Collection, Iterator
+from typing import TYPE_CHECKING, Callable, Collection, Iterator, Sequence
 
 from squadnb._loop import on_loop, run_sync
 from squadnb.engine._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
-from squadnb.errors import DuplicateTitle, InvalidTitle, SessionError, UnknownInstance
+from squadnb.errors import DuplicateTitle, InvalidTitle, SessionError, StateFileError, UnknownInstance
 from squadnb.session._storage import InstanceData, Store, resolve_program
 from squadnb.session.git import Git
 from squadnb.session.instance import Instance, Status
@@ -38,31 +38,44 @@ class Squad:
     config); ``program`` to the config's ``default_program`` (resolved through its profiles) and
     ``branch_prefix`` to the config's. Raises :class:`~squadnb.errors.StateFileError` when a file of
     the home cannot be read (the file is left as is).
+
+    ``setup`` (default: the config's ``setup``, else none) is a list of shell command strings run in
+    each new worktree, in order, after its checkout and before the agent starts (``sh -c``, in the
+    worktree, with the main checkout's path in ``$SQUADNB_MAIN``: ``cp "$SQUADNB_MAIN/.env" .``,
+    ``npm ci``). A command that exits non-zero fails the start with
+    :class:`~squadnb.errors.CommandFailed` quoting its output's last lines, and the start leaves no
+    session, worktree or branch; resume and restart do not run it again. Raises ``TypeError`` when
+    ``setup`` is not a list of non-empty strings (:class:`~squadnb.errors.StateFileError` for the
+    config's).
     """
 
     def __init__(self, home: str | os.PathLike[str] | None = None, repo: str | os.PathLike[str] = ".",
                  program: str | None = None, tmux_socket: str | None = None,
-                 branch_prefix: str | None = None) -> None:
+                 branch_prefix: str | None = None, *, setup: Sequence[str] | None = None) -> None:
         home = home if home is not None else os.environ.get("SQUADNB_HOME", "~/.squadnb")
         socket = tmux_socket or os.environ.get("SQUADNB_TMUX_SOCKET") or "squadnb"
-        self._setup(Path(home), repo, program, Tmux(socket), branch_prefix, squadnb_session_name)
+        self._setup(Path(home), repo, program, Tmux(socket), branch_prefix, squadnb_session_name,
+                    setup)
 
     @classmethod
     def claude_squad(cls, home: str | os.PathLike[str] | None = None,
                      repo: str | os.PathLike[str] = ".", tmux_socket: str | None = None, *,
-                     program: str | None = None, branch_prefix: str | None = None) -> Squad:
+                     program: str | None = None, branch_prefix: str | None = None,
+                     setup: Sequence[str] | None = None) -> Squad:
         """The instances of claude-squad's ``~/.claude-squad``, on the default tmux server (or
         ``tmux_socket``, for tests) with claude-squad's session names (``claudesquad_<title>``): batch
         operations work on sessions made by the ``cs`` TUI, and instances made here show up in ``cs``.
         The private server's ``history-limit`` is not forced on the user's server. ``program`` and
-        ``branch_prefix`` default to claude-squad's ``config.json``, as in ``Squad()``."""
+        ``branch_prefix`` (and ``setup``) default to claude-squad's ``config.json``, as in
+        ``Squad()``."""
         squad = cls.__new__(cls)
         squad._setup(Path(home if home is not None else "~/.claude-squad"), repo, program,
-                     Tmux(tmux_socket), branch_prefix, claude_squad_session_name)
+                     Tmux(tmux_socket), branch_prefix, claude_squad_session_name, setup)
         return squad
 
     def _setup(self, home: Path, repo: str | os.PathLike[str], program: str | None, tmux: Tmux,
-               branch_prefix: str | None, naming: Callable[[str], str]) -> None:
+               branch_prefix: str | None, naming: Callable[[str], str],
+               setup: Sequence[str] | None = None) -> None:
         self.home = home.expanduser().absolute()
         self.repo = str(Path(repo).expanduser().absolute())
         self.tmux = tmux
@@ -72,6 +85,8 @@ class Squad:
         self._store = Store(self.home)
         self.config = self._store.load_config()
         self.program = program or resolve_program(self.config)
+        self.setup = (_setup_commands(setup, "setup=") if setup is not None
+                      else _config_setup(self.config, self._store.config_path))
         self.branch_prefix = (branch_prefix if branch_prefix is not None
                               else str(self.config.get("branch_prefix") or ""))
         self._instances: dict[str, Instance] = {}
@@ -314,6 +329,26 @@ async def _refresh(instance: Instance) -> None:
         await instance.adiff_stats()
     with contextlib.suppress(SessionError):
         await instance.arefresh_work()
+
+
+def _setup_commands(value: object, where: str) -> list[str]:
+    """``value`` as a list of setup commands; ``TypeError`` naming ``where`` when it is not a list
+    (or tuple) of non-empty strings."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{where} must be a list of shell command strings, not {value!r}")
+    for command in value:
+        if not isinstance(command, str) or not command.strip():
+            raise TypeError(f"{where} must be a list of non-empty shell command strings; "
+                            f"{command!r} is not one")
+    return list(value)
+
+
+def _config_setup(config: dict[str, object], path: Path) -> list[str]:
+    value = config.get("setup")
+    try:
+        return _setup_commands([] if value is None else value, f"'setup' in {path}")
+    except TypeError as exc:
+        raise StateFileError(f"{exc}; the file was left as is") from None
 
 
 def _statuses(spec: StatusSpec) -> set[Status]:
