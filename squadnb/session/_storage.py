@@ -2,6 +2,8 @@
 
 ``state.json`` holds started instances in claude-squad's schema (so ``cs`` can load them);
 ``pending.json`` holds instances created but not started yet (same entry schema plus ``prompt``);
+an instance made by ``squad.fan_out`` has one more key in either file, ``group`` (claude-squad ignores
+keys it does not know; a ``cs`` that rewrites the file drops it);
 ``config.json`` holds the settings; ``pins.json`` (squadnb's own file, 0600: claude-squad's schema
 has no field for it) holds the titles of pinned instances. Every write reads the file, changes the entries of the given titles
 only, and replaces it atomically (temp file + fsync + rename) while holding an exclusive ``fcntl`` lock
@@ -49,7 +51,8 @@ class DiffStatsData:
 class InstanceData:
     """One entry of ``instances`` (claude-squad's ``InstanceData``). ``status`` is the on-disk integer
     (0 running, 1 ready, 2 loading, 3 paused); times are RFC 3339 strings. ``prompt`` is written only to
-    ``pending.json``."""
+    ``pending.json``. ``group`` (squadnb's
+    own key: the fan-out that made the instance) is written only when set."""
 
     title: str
     path: str = ""
@@ -64,11 +67,14 @@ class InstanceData:
     worktree: WorktreeData = field(default_factory=WorktreeData)
     diff_stats: DiffStatsData = field(default_factory=DiffStatsData)
     prompt: str | None = None
+    group: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         if data["prompt"] is None:
             del data["prompt"]
+        if not data["group"]:
+            del data["group"]
         return data
 
     @classmethod
@@ -85,6 +91,8 @@ class InstanceData:
             data = cls(**{**known, "worktree": worktree, "diff_stats": diff})
             if not isinstance(data.status, int) or isinstance(data.status, bool):
                 raise TypeError(f"status {data.status!r} is not an integer")
+            if not isinstance(data.group, str):
+                raise TypeError(f"group {data.group!r} is not a string")
             return data
         except (TypeError, AttributeError) as exc:
             raise StateFileError(f"{source}: unreadable instance entry ({exc}); the file was left as "

@@ -27,12 +27,14 @@ from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, Inva
 from squadnb.session._command import failure, run_in_worktree
 from squadnb.session._programs import ProgramProfile, profile_for, with_continue
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData
-from squadnb.session.git import DiffStats
+from squadnb.session.git import DiffStats, FileChange
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from squadnb.session.squad import Squad
 
-__all__ = ["Instance", "Status", "branch_name"]
+__all__ = ["Instance", "Status", "branch_name", "pause_commit_message"]
 
 #: a program counts as running once it has shown output and stayed alive this long ...
 START_SETTLE = 0.15
@@ -66,6 +68,13 @@ def _now() -> datetime:
     return datetime.now().astimezone()
 
 
+def pause_commit_message(title: str) -> str:
+    """The message of the commit pause makes of dirty work (claude-squad's):
+    ``[claudesquad] update from '<title>' on <time> (paused)``."""
+    stamp = _now().strftime("%d %b %y %H:%M %Z")
+    return f"[claudesquad] update from '{title}' on {stamp} (paused)"
+
+
 def _parse_time(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
@@ -94,7 +103,9 @@ class Instance:
 
     Attributes follow claude-squad: ``title, path, branch, worktree_path, status, program,
     created_at, updated_at, auto_yes, prompt``, plus ``repo_path``, ``base_commit_sha``,
-    ``is_existing_branch`` (True: squadnb did not create the branch and never deletes it) and ``squad``.
+    ``is_existing_branch`` (True: squadnb did not create the branch and never deletes it), ``group``
+    (the title given to :meth:`Squad.fan_out <squadnb.session.squad.Squad.fan_out>` that made it, else
+    ``""``) and ``squad``.
     Every method has an ``a``-prefixed coroutine twin that runs on squadnb's loop whichever loop awaits
     it (a notebook cell's included); the sync one blocks on squadnb's loop.
     """
@@ -106,6 +117,7 @@ class Instance:
         self.branch = data.branch
         self.program = data.program
         self.prompt = data.prompt
+        self.group = data.group
         self.auto_yes = data.auto_yes
         self.status = status
         self.created_at = _parse_time(data.created_at) if data.created_at else _now()
@@ -151,7 +163,7 @@ class Instance:
             worktree=WorktreeData(self.repo_path, self.worktree_path, self.title, self.branch,
                                   self.base_commit_sha, self.is_existing_branch),
             diff_stats=DiffStatsData(diff.added, diff.removed, diff.content[:DIFF_CONTENT_LIMIT]),
-            prompt=self.prompt if self.status is Status.NEW else None)
+            prompt=self.prompt if self.status is Status.NEW else None, group=self.group)
 
     def _set(self, status: Status) -> None:
         self.status = status
@@ -381,10 +393,8 @@ class Instance:
                 await tmux.kill_session(self.session_name)
                 try:
                     if os.path.isdir(self.worktree_path) and await git.is_dirty(self.worktree_path):
-                        stamp = _now().strftime("%d %b %y %H:%M %Z")
                         await git.commit_all(self.repo_path, self.worktree_path,
-                                             f"[claudesquad] update from '{self.title}' on {stamp} "
-                                             "(paused)")
+                                             pause_commit_message(self.title))
                     await git.remove_worktree(self.repo_path, self.worktree_path)
                 except BaseException as exc:
                     await asyncio.shield(self._restart_after_failed_pause(exc))
@@ -672,6 +682,56 @@ class Instance:
         """Remove the pin set by :meth:`pin` (nothing happens when it is not pinned). Raises
         :class:`StateFileError` when ``pins.json`` is unreadable (it is left as is)."""
         await asyncio.to_thread(self.squad._store.set_pinned, self.title, False)
+
+    def changed_files(self) -> pd.DataFrame:
+        return run_sync(self.achanged_files())
+
+    @on_loop
+    async def achanged_files(self) -> pd.DataFrame:
+        """The files this instance changed against its base commit, one row per path (git's
+        order): ``path`` (str), ``added``, ``removed`` (int lines; 0 for a binary file), ``status``
+        (``added``, ``modified``, ``deleted``, ``type changed``; a rename is a deletion and an
+        addition). With a worktree: committed, uncommitted and untracked (non-ignored) changes, read
+        without touching the worktree's index; paused (no worktree): the branch's commits. Empty when
+        not started. Raises :class:`GitError` when git fails (e.g. the base commit is gone)."""
+        import pandas as pd
+
+        changes: list[FileChange] = []
+        if self.started and self.base_commit_sha:
+            git = self.squad.git
+            with self._failing("list changed files"):
+                if not self.paused and os.path.isdir(self.worktree_path):
+                    changes = await git.changed_files(self.worktree_path, self.base_commit_sha)
+                elif await git.branch_exists(self.repo_path, self.branch):
+                    changes = await git.changed_files_on_branch(self.repo_path, self.base_commit_sha,
+                                                                self.branch)
+        return pd.DataFrame({
+            "path": pd.Series([c.path for c in changes], dtype="str"),
+            "added": pd.Series([c.added for c in changes], dtype="int64"),
+            "removed": pd.Series([c.removed for c in changes], dtype="int64"),
+            "status": pd.Series([c.status for c in changes], dtype="str"),
+        })
+
+    def push(self, remote: str = "origin", message: str | None = None) -> str:
+        return run_sync(self.apush(remote, message))
+
+    @on_loop
+    async def apush(self, remote: str = "origin", message: str | None = None) -> str:
+        """Commit the worktree's changes on the branch (untracked files included; the commit pause
+        makes, or ``message``; nothing when clean) and push the branch to ``remote`` with its
+        upstream set; return the pushed commit's sha. A paused instance (no worktree) pushes its
+        branch as it is. Raises :class:`InvalidState` when not started, :class:`GitError` when the
+        commit or the push fails (the commit, if made, stays on the branch)."""
+        async with self._lock:
+            with self._failing("push"):
+                self._require(started=True, paused=None)
+                git = self.squad.git
+                if (not self.paused and os.path.isdir(self.worktree_path)
+                        and await git.is_dirty(self.worktree_path)):
+                    await git.commit_all(self.repo_path, self.worktree_path,
+                                         message or pause_commit_message(self.title))
+                await git.push(self.repo_path, remote, self.branch)
+                return await git.branch_sha(self.repo_path, self.branch)
 
     def has_unsaved_work(self) -> bool:
         return run_sync(self.ahas_unsaved_work())

@@ -12,7 +12,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Collection, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Iterable, Iterator, Sequence
 
 from squadnb._loop import on_loop, run_sync
 from squadnb.engine._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
@@ -24,6 +24,9 @@ from squadnb.session.tmux import Tmux, claude_squad_session_name, squadnb_sessio
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from squadnb.engine.executor import BatchExecutor
+    from squadnb.engine.result import PartialResult
 
 __all__ = ["Squad"]
 
@@ -157,15 +160,16 @@ class Squad:
 
     # ------------------------------------------------------------------ instances
     def new(self, title: str, program: str | None = None, branch: str | None = None,
-            prompt: str | None = None) -> Instance:
-        return run_sync(self.anew(title, program, branch, prompt))
+            prompt: str | None = None, *, group: str | None = None) -> Instance:
+        return run_sync(self.anew(title, program, branch, prompt, group=group))
 
     @on_loop
     async def anew(self, title: str, program: str | None = None, branch: str | None = None,
-                   prompt: str | None = None) -> Instance:
+                   prompt: str | None = None, *, group: str | None = None) -> Instance:
         """A new instance, not started (saved to ``pending.json``); start it with ``inst.start()`` or
         :class:`~squadnb.ops.BatchStartOperation`. ``branch`` names an existing branch to work on
-        (never deleted by kill) or a new one; ``prompt`` is sent once the agent is ready after start.
+        (never deleted by kill) or a new one; ``prompt`` is sent once the agent is ready after start;
+        ``group`` is kept as the instance's ``group`` (:meth:`fan_out` sets it to its title).
 
         Raises :class:`InvalidTitle` (empty, or a control character), :class:`DuplicateTitle` (an
         instance has that title or tmux session name, or a live tmux session has the name) and
@@ -192,7 +196,7 @@ class Squad:
             exc.args = (f"instance {title!r}: {exc}", *exc.args[1:])
             raise
         data = InstanceData(title=title, path=self.repo, branch=branch or "",
-                            program=program or self.program, prompt=prompt,
+                            program=program or self.program, prompt=prompt, group=group or "",
                             auto_yes=bool(self.config.get("auto_yes")))
         instance = Instance(self, data, Status.NEW)
         self._instances[title] = instance
@@ -241,13 +245,65 @@ class Squad:
         mask = dict(zip(titles, list(where)))
         return [inst for inst in chosen if bool(mask[inst.title])]
 
+    # ------------------------------------------------------------------ judging the work
+    # The two methods below run batches of the built-in operations, which sit below this layer
+    # (squadnb.ops imports the session); they import squadnb._judge when called.
+    def fan_out(self, title: str, n: int, prompt: str, *, program: str | None = None,
+                executor: BatchExecutor | None = None) -> PartialResult:
+        return run_sync(self.afan_out(title, n, prompt, program=program, executor=executor))
+
+    @on_loop
+    async def afan_out(self, title: str, n: int, prompt: str, *, program: str | None = None,
+                       executor: BatchExecutor | None = None) -> PartialResult:
+        """Give one task to ``n`` new agents: create ``<title>-1`` … ``<title>-<n>`` (``program``
+        default the squad's; each instance's ``group`` is ``title``, so
+        ``squad.select(where=lambda i: i.group == title)`` picks them), start them and send each
+        ``prompt``, as one :class:`~squadnb.OperationChain` (Start, then SendPrompt, with
+        ``executor``; default all ``n`` at once with the default timeout). Returns the prompt step's
+        :class:`~squadnb.PartialResult`: one row per instance, and an instance whose start failed
+        is ``invalid`` there (it stays NEW in the squad).
+
+        :raises ValueError: ``n`` is not a positive int, or the prompt is empty (before anything
+            is created).
+        :raises DuplicateTitle: one of the titles is taken; the instances this call created are
+            forgotten again (same for :class:`InvalidTitle`).
+        """
+        from squadnb._judge import afan_out
+
+        return await afan_out(self, title, n, prompt, program=program, executor=executor)
+
+    def compare(self, instances: Iterable[Instance] | None = None,
+                command: str | Sequence[str] | None = None, *,
+                executor: BatchExecutor | None = None) -> pd.DataFrame:
+        return run_sync(self.acompare(instances, command, executor=executor))
+
+    @on_loop
+    async def acompare(self, instances: Iterable[Instance] | None = None,
+                       command: str | Sequence[str] | None = None, *,
+                       executor: BatchExecutor | None = None) -> pd.DataFrame:
+        """The work of ``instances`` (default all, creation order) side by side, one row each:
+        ``title``, ``files_changed``, ``added``, ``removed`` (lines; see
+        :meth:`Instance.changed_files`: committed, uncommitted and untracked work against the base
+        commit), ``commits_ahead`` (commits on the branch since its base commit). With ``command``
+        (a string for ``sh -c``, or an argv), it runs in each worktree through
+        :class:`~squadnb.RunCommand` ``(command, check=False)`` on ``executor`` (default: all at once,
+        the default timeout), adding ``exit_code`` (nullable Int64: NA where it did not finish:
+        paused, not started, timed out) and ``seconds``.
+
+        :raises GitError: git fails on an instance (e.g. its base commit is gone).
+        """
+        from squadnb._judge import acompare
+
+        return await acompare(self, instances, command, executor=executor)
+
     def to_dataframe(self) -> pd.DataFrame:
         """One row per instance, in creation order: ``title, status`` (lower-case name; ``new`` when
         not started), ``branch, program, worktree`` (strings), ``added, removed`` (int, from the last
-        diff stats), ``created`` (UTC datetime), ``alive`` (bool, from the last refresh), the guard
-        rails ``dirty`` (bool: uncommitted changes in the worktree; False without a worktree) and
-        ``ahead`` (int: commits on the branch not on its base commit), both as of the last
-        :meth:`refresh`, and ``pinned`` (bool, read now). The dtypes are the same for an empty squad."""
+        diff stats), ``created`` (UTC datetime), ``alive`` (bool, from the last refresh), ``group``
+        (the :meth:`fan_out` that made it, else ``""``), the guard rails ``dirty`` (bool: uncommitted
+        changes in the worktree; False without a worktree) and ``ahead`` (int: commits on the branch
+        not on its base commit), both as of the last :meth:`refresh`, and ``pinned`` (bool, read
+        now). The dtypes are the same for an empty squad."""
         import pandas as pd
 
         instances = self.instances
@@ -268,6 +324,7 @@ class Squad:
                          .astype("datetime64[ns, UTC]"),
             "alive": column([i.started and i.status not in (Status.PAUSED, Status.DEAD)
                              for i in instances], "bool"),
+            "group": column([i.group for i in instances], "str"),
             "dirty": column([i.dirty for i in instances], "bool"),
             "ahead": column([i.ahead for i in instances], "int64"),
             "pinned": column([i.title in pins for i in instances], "bool"),
@@ -369,5 +426,5 @@ def _statuses(spec: StatusSpec) -> set[Status]:
 def _copy_stored_fields(source: Instance, target: Instance) -> None:
     for name in ("path", "branch", "program", "prompt", "auto_yes", "status", "created_at",
                  "updated_at", "repo_path", "worktree_path", "base_commit_sha", "is_existing_branch",
-                 "diff"):
+                 "diff", "group"):
         setattr(target, name, getattr(source, name))
