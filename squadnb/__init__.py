@@ -51,7 +51,9 @@ _EXPORTS: dict[str, str] = {
     "TransactionError": "squadnb.errors",
     "UnknownInstance": "squadnb.errors",
     "ValidationError": "squadnb.errors",
+    "VerificationError": "squadnb.errors",
     # sessions
+    "DiffStats": "squadnb.session.git",
     "Instance": "squadnb.session.instance",
     "Squad": "squadnb.session.squad",
     "Status": "squadnb.session.instance",

@@ -4,6 +4,7 @@ Hierarchy::
 
     SquadError                      base of every squadnb error
     ├── ValidationError             an operation refused an instance before running
+    ├── VerificationError           after an operation ran, its post-condition did not hold
     ├── OperationTimeout            (also TimeoutError) one operation ran past its timeout
     ├── Cancelled                   the batch was cancelled or its deadline passed
     ├── BatchError                  several instances failed; lists each failure
@@ -58,6 +59,7 @@ __all__ = [
     "TransactionError",
     "UnknownInstance",
     "ValidationError",
+    "VerificationError",
 ]
 
 
@@ -69,6 +71,13 @@ class ValidationError(SquadError):
     """An operation's ``validate`` refused an instance; recorded as that instance's failure.
 
     The message starts ``validation failed: `` and ``__cause__`` is the original exception.
+    """
+
+
+class VerificationError(SquadError):
+    """An operation's ``verify`` found, after a successful ``execute``, that its post-condition does
+    not hold (the message names the instance and what did not hold); recorded as that instance's
+    failure. The built-in operations raise it from their ``verify``.
     """
 
 

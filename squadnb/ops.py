@@ -17,6 +17,18 @@ operation          validation (raises :class:`~squadnb.errors.InvalidState`)  ro
 All are async (``async def execute``): they run on squadnb's loop under the executor's concurrency
 limit, and a timeout or cancel stops their git/tmux child processes.
 
+Verified outcomes: each operation's ``verify(instance)``, which the executor calls after a
+successful ``execute``, checks its post-condition against real tmux and git and raises
+:class:`~squadnb.errors.VerificationError` naming what did not hold (the instance is then a
+failure). Start: the session is alive and its agent runs in the worktree, which git lists on the
+branch. Pause: the session and the worktree are gone, and the branch holds the work (its tip is the
+tip before the pause or a descendant, and a new commit if the worktree had uncommitted changes).
+Resume: the worktree is back on the branch and the agent runs in it. Kill: no session, no worktree
+and no branch squadnb created are left. SendPrompt: the agent received the prompt (its pane changed
+since just before the prompt was sent, within :data:`PROMPT_SEEN_WITHIN` seconds). Pause and
+SendPrompt remember, per instance, what ``execute`` saw first; that memory is not pickled with the
+operation.
+
 Guard rails: a pinned instance (:meth:`~squadnb.session.Instance.pin`) is refused by every
 destructive operation (one with a true ``destructive`` attribute: Kill), with the reason in its
 result; Pause, Resume, Start and SendPrompt lose nothing and run on pinned instances too.
@@ -25,10 +37,12 @@ result; Pause, Resume, Start and SendPrompt lose nothing and run on pinned insta
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any, Awaitable, Mapping, Sequence
 
 from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
 from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
+from squadnb.session import _postconditions as hold
 from squadnb.session._command import CommandRun, command_argv, failure, run_in_worktree
 from squadnb.session.instance import Instance, Status
 
@@ -37,25 +51,23 @@ __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
            "with_batch_options"]
 
 
-def _require_started(instance: Instance) -> None:
-    if not instance.started:
-        raise InvalidState(f"instance {instance.title!r} is not started")
+#: how long SendPrompt's verify waits for the pane to show the prompt
+PROMPT_SEEN_WITHIN = 10.0
 
 
-def _require_not_paused(instance: Instance) -> None:
-    _require_started(instance)
-    if instance.paused:
-        raise InvalidState(f"instance {instance.title!r} is already paused")
+class _RemembersBefore:
+    """For an operation whose ``verify`` compares with what ``execute`` saw first: one value per
+    instance (weakly held, taken once by :meth:`_recall`), left out when the operation is pickled
+    (a journal stores the operation of a batch)."""
 
+    def _remember(self, instance: Instance, value: Any) -> None:
+        self.__dict__.setdefault("_before", weakref.WeakKeyDictionary())[instance] = value
 
-def _require_worktree(instance: Instance) -> None:
-    if not instance.started:
-        raise InvalidState(f"instance {instance.title!r} has no worktree: it is not started")
-    if instance.paused:
-        raise InvalidState(f"instance {instance.title!r} has no worktree: it is paused")
-    if not os.path.isdir(instance.worktree_path):
-        raise InvalidState(f"instance {instance.title!r} has no worktree: "
-                           f"{instance.worktree_path!r} does not exist")
+    def _recall(self, instance: Instance) -> Any:
+        return self.__dict__.get("_before", {}).pop(instance, None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_before"}
 
 
 def _refuse_pinned(instance: Instance, action: str) -> None:
@@ -85,13 +97,14 @@ class BatchStartOperation(Operation):
     def validate(self, instance: Instance) -> None:
         if not instance.title.strip():
             raise InvalidTitle("the instance's title is empty")
-        if not self.first_time_setup:
-            _require_not_paused(instance)
-        elif instance.started:
-            raise InvalidState(f"instance {instance.title!r} is already started")
+        instance.check("start" if self.first_time_setup else "restart")
 
     async def execute(self, instance: Instance) -> None:
         await instance.astart(self.first_time_setup)
+
+    async def verify(self, instance: Instance) -> None:
+        await hold.worktree_on_branch(instance, self.name)
+        await hold.agent_runs_in_worktree(instance, self.name)
 
     async def rollback(self, instance: Instance) -> None:
         if self.first_time_setup:
@@ -100,16 +113,25 @@ class BatchStartOperation(Operation):
             await instance.astop()
 
 
-class BatchPauseOperation(Operation):
+class BatchPauseOperation(_RemembersBefore, Operation):
     """Pause each instance (commit, remove the worktree, keep the branch). Rolled back by resuming."""
 
     name = "Pause"
 
     def validate(self, instance: Instance) -> None:
-        _require_not_paused(instance)
+        instance.check("pause")
 
     async def execute(self, instance: Instance) -> None:
+        tip = await instance.squad.git.branch_tip(instance.repo_path, instance.branch)
+        dirty, _ = await instance.arefresh_work()
+        self._remember(instance, (tip, dirty))
         await instance.apause()
+
+    async def verify(self, instance: Instance) -> None:
+        tip, dirty = self._recall(instance) or (None, False)
+        await hold.no_session(instance, self.name)
+        await hold.no_worktree(instance, self.name)
+        await hold.branch_holds(instance, self.name, tip, dirty)
 
     async def rollback(self, instance: Instance) -> None:
         await instance.aresume()
@@ -121,12 +143,14 @@ class BatchResumeOperation(Operation):
     name = "Resume"
 
     def validate(self, instance: Instance) -> None:
-        _require_started(instance)
-        if not instance.paused:
-            raise InvalidState(f"instance {instance.title!r} is not paused")
+        instance.check("resume")
 
     async def execute(self, instance: Instance) -> None:
         await instance.aresume()
+
+    async def verify(self, instance: Instance) -> None:
+        await hold.worktree_on_branch(instance, self.name)
+        await hold.agent_runs_in_worktree(instance, self.name)
 
     async def rollback(self, instance: Instance) -> None:
         await instance.apause()
@@ -152,7 +176,7 @@ class BatchKillOperation(Operation):
         self.discard = discard
 
     def validate(self, instance: Instance) -> Awaitable[None] | None:
-        _require_started(instance)
+        instance.check("kill")
         _refuse_pinned(instance, "kill")
         return None if self.discard else self._refuse_unsaved(instance)
 
@@ -171,11 +195,18 @@ class BatchKillOperation(Operation):
     async def execute(self, instance: Instance) -> None:
         await instance.akill()
 
+    async def verify(self, instance: Instance) -> None:
+        await hold.no_session(instance, self.name)
+        if instance.repo_path:
+            await hold.no_worktree(instance, self.name)
+            if not instance.is_existing_branch:
+                await hold.no_branch(instance, self.name)
+
     async def rollback(self, instance: Instance) -> None:
         raise RollbackNotSupported(f"Kill cannot be rolled back (instance {instance.title!r})")
 
 
-class BatchPromptOperation(Operation):
+class BatchPromptOperation(_RemembersBefore, Operation):
     """Send ``prompt`` to each instance once its agent is ready (waits at most ``timeout`` seconds;
     default the squad's ``ready_timeout``). A prompt cannot be unsent: no rollback."""
 
@@ -186,12 +217,20 @@ class BatchPromptOperation(Operation):
         self.timeout = timeout
 
     def validate(self, instance: Instance) -> None:
-        _require_not_paused(instance)
+        instance.check("prompt")
         if not self.prompt or not self.prompt.strip():
             raise ValueError("the prompt is empty")
 
     async def execute(self, instance: Instance) -> None:
+        self._remember(instance, await hold.pane_text(instance))
         await instance.asend_prompt(self.prompt, self.timeout)
+
+    async def verify(self, instance: Instance) -> None:
+        before = self._recall(instance)
+        if before is None:  # not sent by this operation: all that can be checked is a live agent
+            await hold.agent_runs_in_worktree(instance, self.name)
+        else:
+            await hold.pane_changed(instance, self.name, before, PROMPT_SEEN_WITHIN)
 
     async def rollback(self, instance: Instance) -> None:
         raise RollbackNotSupported(f"SendPrompt cannot be rolled back (instance {instance.title!r})")
@@ -200,7 +239,7 @@ class BatchPromptOperation(Operation):
 def status_name(instance: Any) -> str:
     """The instance's status as the tables and the status filters spell it (``"paused"``)."""
     status = getattr(instance, "status", None)
-    return status.name.lower() if isinstance(status, Status) else str(status)
+    return status.label if isinstance(status, Status) else str(status)
 
 
 class _StatusIs:
@@ -262,7 +301,10 @@ class RunCommand(Operation):
         self.check = check
 
     def validate(self, instance: Instance) -> None:
-        _require_worktree(instance)
+        instance.check("command")
+        if not os.path.isdir(instance.worktree_path):
+            raise InvalidState(f"instance {instance.title!r} has no worktree: "
+                               f"{instance.worktree_path!r} does not exist")
 
     async def execute(self, instance: Instance) -> CommandRun:
         who = f"instance {instance.title!r}: "
@@ -300,7 +342,7 @@ class BatchPushOperation(Operation):
         self.message = message
 
     def validate(self, instance: Instance) -> None:
-        _require_started(instance)
+        instance.check("push")
 
     async def execute(self, instance: Instance) -> str:
         return await instance.apush(self.remote, self.message)

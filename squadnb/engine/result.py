@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import KW_ONLY, dataclass, field, fields, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -38,11 +38,13 @@ class OperationResult:
     returned; ``start_time``/``end_time`` aware UTC datetimes; ``attempts`` the number of ``execute``
     calls made (0 when it never ran: invalid, skipped, or cancelled before it started);
     ``rolled_back`` True once a transaction's rollback of this success succeeded; ``skipped`` True
-    where a :class:`~squadnb.ConditionalOperation`'s predicate was false.
+    where a :class:`~squadnb.ConditionalOperation`'s predicate was false. Every field after
+    ``operation`` is keyword-only.
     """
 
     instance: Any
     operation: Any
+    _: KW_ONLY
     error: BaseException | None = None
     value: Any = None
     start_time: datetime = field(default_factory=_now)
@@ -83,14 +85,14 @@ class OperationResult:
                 f"{self.status}{detail})")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, kw_only=True)
 class PartialResult:
     """The outcome of a batch: every instance's :class:`OperationResult`, split by outcome.
 
     ``results`` is in input order; ``successes`` and ``failures`` in completion order; ``skipped``
     holds a conditional's skips (in neither of the other two). A rolled-back success stays in
     ``successes`` with status ``"rolled back"``. Built by the executor; when built by hand without
-    ``results``, ``results`` is ``successes + failures + skipped``.
+    ``results``, ``results`` is ``successes + failures + skipped``. Every field is keyword-only.
     """
 
     successes: list[OperationResult] = field(default_factory=list)
@@ -194,12 +196,12 @@ class PartialResult:
 
     def __str__(self) -> str:
         """The summary line and the table as text (the fallback where HTML does not render)."""
-        from squadnb.engine._html import result_text
+        from squadnb._html import result_text
 
         return result_text(self.summary(), self.to_dataframe())
 
     def _repr_html_(self) -> str:
-        from squadnb.engine._html import result_html
+        from squadnb._html import result_html
 
         return result_html(self.summary(), self.to_dataframe())
 

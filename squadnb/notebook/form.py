@@ -44,7 +44,7 @@ _DESTRUCTIVE = {"Kill"}
 
 
 def _status_options() -> list[tuple[str, str]]:
-    return [("any status", _ANY)] + [(s.name.lower(), s.name.lower()) for s in Status]
+    return [("any status", _ANY)] + [(s.label, s.label) for s in Status]
 
 
 class BatchForm:

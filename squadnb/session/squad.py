@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterable, Iterator, Sequence
 
-from squadnb._loop import on_loop, run_sync
-from squadnb.engine._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
+from squadnb._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
+from squadnb._loop import on_loop, run_sync, twin_docs
 from squadnb.errors import DuplicateTitle, InvalidTitle, SessionError, StateFileError, UnknownInstance
 from squadnb.session._storage import InstanceData, Store, resolve_program
 from squadnb.session.git import Git
@@ -33,6 +33,7 @@ __all__ = ["Squad"]
 StatusSpec = Status | str | Collection[Status | str]
 
 
+@twin_docs
 class Squad:
     """The set of instances of one home directory.
 
@@ -83,7 +84,7 @@ class Squad:
         self.repo = str(Path(repo).expanduser().absolute())
         self.tmux = tmux
         self.git = Git()
-        self.session_name = naming
+        self.session_name_for = naming
         self.ready_timeout = 30.0
         self._store = Store(self.home)
         self.config = self._store.load_config()
@@ -181,7 +182,7 @@ class Squad:
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in title):
             raise InvalidTitle(f"instance {title!r}: the title has a control character")
         self._load()
-        name = self.session_name(title)
+        name = self.session_name_for(title)
         if title in self._instances:
             raise DuplicateTitle(f"instance {title!r} already exists")
         clash = next((i.title for i in self._instances.values() if i.session_name == name), None)
@@ -314,7 +315,7 @@ class Squad:
 
         return pd.DataFrame({
             "title": column([i.title for i in instances], "str"),
-            "status": column([i.status.name.lower() for i in instances], "str"),
+            "status": column([i.status.label for i in instances], "str"),
             "branch": column([i.branch for i in instances], "str"),
             "program": column([i.program for i in instances], "str"),
             "worktree": column([i.worktree_path for i in instances], "str"),
@@ -341,7 +342,7 @@ class Squad:
     def __repr__(self) -> str:
         counts: dict[str, int] = {}
         for inst in self._instances.values():
-            counts[inst.status.name.lower()] = counts.get(inst.status.name.lower(), 0) + 1
+            counts[inst.status.label] = counts.get(inst.status.label, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no instances"
         return f"Squad({str(self.home)!r}: {summary})"
 
@@ -410,17 +411,7 @@ def _config_setup(config: dict[str, object], path: Path) -> list[str]:
 
 def _statuses(spec: StatusSpec) -> set[Status]:
     items = [spec] if isinstance(spec, (Status, str)) else list(spec)
-    found: set[Status] = set()
-    for item in items:
-        if isinstance(item, Status):
-            found.add(item)
-        else:
-            try:
-                found.add(Status[str(item).upper()])
-            except KeyError:
-                names = ", ".join(s.name.lower() for s in Status)
-                raise ValueError(f"unknown status {item!r} (one of: {names})") from None
-    return found
+    return {Status.parse(item) for item in items}
 
 
 def _copy_stored_fields(source: Instance, target: Instance) -> None:
