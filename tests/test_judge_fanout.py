@@ -32,7 +32,7 @@ def test_fan_out_starts_n_instances_and_prompts_each(squad: Squad, tmp_path: Pat
     assert [i.title for i in group] == ["fix-1", "fix-2", "fix-3"]
     for inst in group:
         assert inst.status is Status.RUNNING and inst.branch == f"test/{inst.title}"
-        wait_for(lambda: outputs(inst) == ["fix the bug\n"], what=f"{inst.title}'s answer")
+        wait_for(lambda: outputs(inst) == ["fix the bug"], what=f"{inst.title}'s answer")
 
     frame = squad.to_dataframe()
     assert frame["group"].tolist() == ["", "fix", "fix", "fix"]
