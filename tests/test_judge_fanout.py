@@ -81,6 +81,6 @@ def test_a_group_that_is_not_a_string_is_a_state_file_error(squad: Squad, tmp_pa
     good = pending.read_text()
     data["instances"][0]["group"] = 5
     pending.write_text(json.dumps(data))
-    with pytest.raises(StateFileError, match="group 5 is not a string"):
+    with pytest.raises(StateFileError, match=r"group: 5 is not a string"):
         Squad(home=tmp_path / "home", repo=git_repo)
     pending.write_text(good)  # the fixture's teardown reads the home
