@@ -6,7 +6,8 @@ field for it, and ``cs`` rewrites ``state.json`` whole): ``{"transitions": {"<ti
 step and removes it after its last; an entry left behind names a call that died part-way (SIGKILL,
 power loss), and the next call on that instance, or ``squad.doctor(repair=True)``, finishes or undoes
 it. Written atomically under the home's lock (the :class:`~._storage.Store`'s), mode 0600; a full disk
-raises :class:`~squadnb.errors.StateWriteError` naming the instance.
+raises :class:`~squadnb.errors.StateWriteError` naming the file (the lifecycle call adds the instance
+and the action).
 """
 
 from __future__ import annotations
@@ -98,5 +99,5 @@ class Intents:
             try:
                 _replace(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
             except OSError as exc:
-                raise StateWriteError(f"instance {title!r}: writing {self.path} failed: "
+                raise StateWriteError(f"writing {self.path} failed: "
                                       f"{exc.strerror or exc}") from exc
