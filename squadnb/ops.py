@@ -198,9 +198,8 @@ class BatchKillOperation(Operation):
             lost.append(f"{_plural(ahead, 'commit')} on branch {instance.branch!r} not on its base "
                         "commit")
         if lost:
-            raise InvalidState(f"instance {instance.title!r} has {' and '.join(lost)}; "
-                               "BatchKillOperation(discard=False) keeps it (discard=True throws "
-                               "the work away)")
+            raise InvalidState(f"instance {instance.title!r} has {' and '.join(lost)}; kept "
+                               "(discard=True would throw the work away)")
 
     async def execute(self, instance: Instance) -> None:
         await instance.akill()
