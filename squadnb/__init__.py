@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "CommandError": "squadnb.errors",
     "DuplicateTitle": "squadnb.errors",
     "GitError": "squadnb.errors",
+    "HostLost": "squadnb.errors",
     "InvalidState": "squadnb.errors",
     "InvalidTitle": "squadnb.errors",
     "NotAGitRepo": "squadnb.errors",
@@ -60,6 +61,8 @@ _EXPORTS: dict[str, str] = {
     "BatchPromptOperation": "squadnb.ops",
     "BatchResumeOperation": "squadnb.ops",
     "BatchStartOperation": "squadnb.ops",
+    # several hosts (Dask distributed, the optional extra squadnb[distributed])
+    "Fleet": "squadnb.distributed",
     # notebook layer
     "BatchForm": "squadnb.notebook.form",
     "StatusView": "squadnb.notebook.watch",
