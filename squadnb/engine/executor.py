@@ -6,6 +6,11 @@ tasks pulling the next instance from the list, so the hot path per instance is o
 one hand-off to a worker thread for a plain ``execute``) and one result object. The per-operation
 timeout is one re-armed timer per worker rather than one per operation: it fires at the running
 operation's deadline and cancels just that operation.
+
+An instance whose type defines ``__squadnb_run__(instance, phase, operation)`` runs its phases itself:
+the executor awaits that instead of calling ``operation.validate``/``operation.execute`` on it, and
+keeps everything else (timeout, cancellation, results). ``squadnb.distributed.RemoteInstance`` uses it
+to run the operation on the instance's own host; the engine stays ignorant of Dask.
 """
 
 from __future__ import annotations
@@ -112,10 +117,15 @@ class _Worker:
         error: BaseException | None = None
         value = None
         skipped = False
+        # An instance that runs operations elsewhere (a Fleet's RemoteInstance) gets each phase.
+        remote = getattr(type(instance), "__squadnb_run__", None)
         try:
             if run.validate is not None:
                 try:
-                    checked = run.validate(instance)
+                    if remote is None:
+                        checked = run.validate(instance)
+                    else:
+                        checked = remote(instance, "validate", run.operation)
                     if inspect.isawaitable(checked):
                         await checked
                 except Skip:
@@ -126,7 +136,9 @@ class _Worker:
                     error = validation_error(exc)
             if error is None and not skipped:
                 counter.count = 1
-                if run.execute_async:
+                if remote is not None:
+                    value = await remote(instance, "execute", run.operation)
+                elif run.execute_async:
                     value = await run.execute(instance)
                 else:
                     value = await run_in_thread(run.execute, instance)

@@ -157,12 +157,13 @@ class PartialResult:
         Columns: ``instance`` (title, else ``str``), ``operation`` (name), ``status``, ``ok`` (nullable
         boolean: NA where skipped), ``error`` (message, NA on success), ``error_type`` (class name),
         ``value`` (object), ``attempts`` (int), ``start_time`` (datetime, UTC), ``elapsed``
-        (Timedelta). Imports pandas on first use.
+        (Timedelta); after ``instance``, a ``host`` column (str) when instances have a ``host``
+        attribute (a :class:`~squadnb.distributed.Fleet`'s). Imports pandas on first use.
         """
         import pandas as pd
 
         rows = self.results
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "instance": pd.Series([instance_label(r.instance) for r in rows], dtype="str"),
             "operation": pd.Series([op_name(r.operation) for r in rows], dtype="str"),
             "status": pd.Series([r.status for r in rows], dtype="str"),
@@ -177,6 +178,10 @@ class PartialResult:
             "elapsed": pd.to_timedelta(pd.Series([r.duration for r in rows], dtype=object))
                          .astype("timedelta64[ns]"),
         }, columns=list(COLUMNS))
+        if any(hasattr(r.instance, "host") for r in rows):  # a Fleet's instances: name their host too
+            frame.insert(1, "host", pd.Series([getattr(r.instance, "host", None) for r in rows],
+                                              dtype="str"))
+        return frame
 
     def __repr__(self) -> str:
         return f"PartialResult({self.summary()})"
