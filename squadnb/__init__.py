@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "BranchCheckedOut": "squadnb.errors",
     "Cancelled": "squadnb.errors",
     "CommandError": "squadnb.errors",
+    "CommandFailed": "squadnb.errors",
     "DuplicateTitle": "squadnb.errors",
     "GitError": "squadnb.errors",
     "HostLost": "squadnb.errors",
@@ -51,7 +52,9 @@ _EXPORTS: dict[str, str] = {
     "TransactionError": "squadnb.errors",
     "UnknownInstance": "squadnb.errors",
     "ValidationError": "squadnb.errors",
+    "VerificationError": "squadnb.errors",
     # sessions
+    "DiffStats": "squadnb.session.git",
     "Instance": "squadnb.session.instance",
     "Squad": "squadnb.session.squad",
     "Status": "squadnb.session.instance",
@@ -61,6 +64,8 @@ _EXPORTS: dict[str, str] = {
     "BatchPromptOperation": "squadnb.ops",
     "BatchResumeOperation": "squadnb.ops",
     "BatchStartOperation": "squadnb.ops",
+    "CommandRun": "squadnb.ops",
+    "RunCommand": "squadnb.ops",
     # several hosts (Dask distributed, the optional extra squadnb[distributed])
     "Fleet": "squadnb.distributed",
     # notebook layer

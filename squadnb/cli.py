@@ -211,7 +211,7 @@ def _open_squad(args: argparse.Namespace) -> Squad:
 
 
 def _status_names() -> list[str]:
-    return [status.name.lower() for status in Status]
+    return [status.label for status in Status]
 
 
 def _selection(squad: Squad, args: argparse.Namespace, *, default_all: bool) -> pd.DataFrame:
