@@ -40,9 +40,14 @@ STATUS_STYLES = {
 
 
 def _display_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Everything as text (so every cell is escaped), elapsed in seconds, empty cells for NA."""
+    """Everything as text (so every cell is escaped), elapsed in seconds, empty cells for NA; the
+    ``verified`` column only when some operation verified (it is all NA otherwise)."""
+    if "verified" in frame and frame["verified"].isna().all():
+        frame = frame.drop(columns="verified")
     shown = frame.astype(object).where(frame.notna(), "")
-    shown["ok"] = ["" if v == "" else str(bool(v)) for v in shown["ok"]]
+    for flag in ("ok", "verified"):
+        if flag in shown:
+            shown[flag] = ["" if v == "" else str(bool(v)) for v in shown[flag]]
     shown["value"] = ["" if v is None else str(v) for v in frame["value"]]
     shown["start_time"] = [t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] for t in frame["start_time"]]
     shown["elapsed"] = [f"{td.total_seconds():.3f}s" for td in frame["elapsed"]]

@@ -73,8 +73,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Iterator, Mapping
 
 from squadnb import _loop
-from squadnb.engine._invoke import Attempts, attempts, call, call_inline, operation_timeout
-from squadnb.engine.operation import op_name
+from squadnb.engine._invoke import Tally, call, operation_timeout, tally
+from squadnb.engine.operation import op_name, validate_op, verify_op
 from squadnb.errors import Cancelled, HostLost, OperationTimeout, SquadError, UnknownInstance
 
 if TYPE_CHECKING:
@@ -117,6 +117,7 @@ class _Outcome:
     value: Any
     error: tuple[Any, ...] | None
     attempts: int
+    verified: bool | None
     fields: dict[str, Any]
 
 
@@ -202,28 +203,31 @@ def _cancel_on_host(token: str) -> bool:
 
 async def _host_phase(squad_kwargs: dict[str, Any], title: str, phase: str, operation: bytes,
                       timeout: float | None) -> bytes:
-    """Run ``operation.<phase>`` (cloudpickled) on the host's instance ``title`` as the local executor
-    would, bounded by ``timeout`` here too."""
+    """Run ``phase`` of the (cloudpickled) operation on the host's instance ``title`` as the local
+    executor would (``validate`` inline, ``verify`` through ``verify_op``), bounded by ``timeout`` here
+    too; the tally (attempts, verified) goes back with the outcome."""
     import cloudpickle
 
     instance = _host_squad(squad_kwargs)[title]
-    counter = Attempts()
-    attempts.set(counter)
+    record = Tally()
+    tally.set(record)
     operation_timeout.set(timeout)
     value = error = None
     try:
-        method = getattr(cloudpickle.loads(operation), phase)
+        op = cloudpickle.loads(operation)
         if phase == "validate":
-            work = call_inline(method, instance)
+            work = validate_op(op, instance)
+        elif phase == "verify":
+            work = verify_op(op, instance)
         else:
-            counter.count = 1
-            work = call(method, instance)
+            record.attempts = 1
+            work = call(getattr(op, phase), instance)
         value = await asyncio.wait_for(work, timeout)
     except asyncio.TimeoutError:
         error = _pack_error(OperationTimeout(f"operation timed out after {timeout:g}s on its host"))
     except Exception as exc:  # the operation's failure, carried back to the executor
         error = _pack_error(exc)
-    return _dumps(_Outcome(value, error, counter.count, _fields(instance)))
+    return _dumps(_Outcome(value, error, record.attempts, record.verified, _fields(instance)))
 
 
 async def _host_method(squad_kwargs: dict[str, Any], title: str, name: str, arguments: bytes) -> bytes:
@@ -238,7 +242,7 @@ async def _host_method(squad_kwargs: dict[str, Any], title: str, name: str, argu
         value = await getattr(instance, name)(*args, **kwargs)
     except Exception as exc:  # raised again on the client
         error = _pack_error(exc)
-    return _dumps(_Outcome(value, error, 0, _fields(instance)))
+    return _dumps(_Outcome(value, error, 0, None, _fields(instance)))
 
 
 async def _host_list(squad_kwargs: dict[str, Any], refresh: bool) -> list[dict[str, Any]]:
@@ -566,14 +570,14 @@ class Fleet:
     async def _run_phase(self, proxy: RemoteInstance, phase: str, operation: Any) -> Any:
         shipped = _ship(operation)
         what = f"{op_name(operation)} ({phase}) on instance {proxy.title!r}"
-        counter = attempts.get(None)
+        record = tally.get(None)
         try:
             async with self._slot(proxy.host):
                 try:
                     address = await self._address_of(proxy.host, what)
                 except HostLost:
-                    if counter is not None:
-                        counter.count = 0  # gone before it was sent: nothing ran
+                    if record is not None and phase == "execute":
+                        record.attempts = 0  # gone before it was sent: nothing ran
                     raise
                 outcome = _loads(await self._remote(
                     proxy.host, _host_phase, self.squad_kwargs(proxy.host), proxy.title, phase,
@@ -582,8 +586,11 @@ class Fleet:
             if phase == "validate":
                 return None  # the execute that follows reports it (module docstring)
             raise
-        if counter is not None and phase != "validate":
-            counter.count = outcome.attempts
+        if record is not None:
+            if phase == "execute":
+                record.attempts = outcome.attempts
+            if outcome.verified is not None:
+                record.verified = outcome.verified
         return self._settle(proxy, outcome)
 
     async def _acall(self, proxy: RemoteInstance, name: str, args: tuple[Any, ...],

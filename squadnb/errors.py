@@ -13,6 +13,8 @@ Hierarchy::
     │   ├── RolledBack              ... and every success was rolled back
     │   └── RollbackIncomplete      ... and some rollback failed too
     ├── HostLost                    a Fleet host's Dask worker left the cluster mid-operation
+    ├── JournalError                a batch journal (SQLite) cannot be opened, read or written
+    │   └── UnknownBatch            (also KeyError) the journal has no batch with that id
     ├── SessionError                a real instance (git worktree + tmux session) misbehaved
     │   ├── InvalidTitle            empty or unusable title
     │   ├── InvalidPrompt           a prompt squadnb will not paste (empty, control characters)
@@ -54,6 +56,7 @@ __all__ = [
     "InvalidPrompt",
     "InvalidState",
     "InvalidTitle",
+    "JournalError",
     "NotAGitRepo",
     "OperationTimeout",
     "ProgramExited",
@@ -67,6 +70,7 @@ __all__ = [
     "StateWriteError",
     "TmuxError",
     "TransactionError",
+    "UnknownBatch",
     "UnknownInstance",
     "ValidationError",
     "VerificationError",
@@ -136,6 +140,19 @@ class RolledBack(TransactionError):
 class RollbackIncomplete(TransactionError):
     """Some operations failed and at least one rollback failed too: state is mixed; read
     ``.rollback_result`` to see which instances were not restored."""
+
+
+class JournalError(SquadError):
+    """A :class:`~squadnb.Journal` cannot be opened, read or written (the message names its path
+    and the cause), or a batch's stored operation cannot be unpickled. A batch whose outcome cannot
+    be recorded starts nothing new and raises it once the running operations finish."""
+
+
+class UnknownBatch(JournalError, KeyError):
+    """The journal holds no batch with the id given to ``resume`` or ``results``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class BatchInterrupted(KeyboardInterrupt):
