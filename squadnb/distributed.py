@@ -8,12 +8,12 @@ them unchanged: ``BatchExecutor().execute(fleet.instances, BatchPauseOperation()
 
 How a batch reaches a host (the one hook in the engine)
 --------------------------------------------------------
-The engine knows nothing of Dask. Before it calls an operation's ``validate`` or ``execute`` (a
-transaction's rollback is an ``execute`` of its rollback batch) on an instance, it looks for
-``type(instance).__squadnb_run__``; when there is one it awaits
-``__squadnb_run__(instance, phase, operation)`` instead of ``operation.<phase>(instance)``. Everything
-else (concurrency, the timeout timer, deadline, cancellation, progress, results, retries of failed
-instances, chains, transactions) stays the executor's, on the client, as for local instances.
+The engine knows nothing of Dask. Before it calls an operation's ``validate``, ``execute`` or
+``verify`` on an instance (a transaction's rollback is the ``execute`` of its rollback batch; a plan
+calls only ``validate``), it looks for ``type(instance).__squadnb_run__``; when there is one it awaits
+``__squadnb_run__(instance, phase, operation)`` instead. Everything else (concurrency, the timeout
+timer, deadline, failure cutoff, pacing, cancellation, progress, results, journal, chains,
+transactions) stays the executor's, on the client, as for local instances.
 
 :class:`RemoteInstance` implements the hook: the operation object travels to the instance's host
 (Dask's cloudpickle: a class defined in a notebook travels by value; so does one from a module that is
@@ -22,12 +22,14 @@ not installed on the hosts, such as a test module or a script next to the notebo
 the worker's event loop) hands it to squadnb's loop of the worker process, which runs the phase
 against the local :class:`~squadnb.session.Instance` exactly as a local batch would (coroutines
 awaited, plain functions in a worker thread; ``RetryOperation`` retries and counts its attempts on the
-host). The task returns the value, the error (its type, arguments and cause rebuilt on the client, the
-remote traceback added as a note), the attempts made and a fresh snapshot of the instance's fields,
-which the proxy shows from then on.
+host; ``verify`` through the engine's ``verify_op``). The task returns the value, the error (its
+type, arguments and cause rebuilt on the client, the remote traceback added as a note), the tally
+(attempts made, verified) and a fresh snapshot of the instance's fields, which the proxy shows from
+then on.
 
-- **Two round trips** for an operation with a ``validate`` (one for validate, one for execute): the
-  engine decides between them (a plan calls only ``validate``), so they cannot be merged.
+- **One round trip per phase**: a built-in operation (validate, execute, verify) makes three. The
+  engine decides between phases (a plan calls only ``validate``; a failed execute is not verified),
+  so they cannot be merged into one call.
 - **Concurrency** is the executor's, across all hosts, plus ``Fleet(per_host=N)``: a per-host
   ``asyncio.Semaphore`` on squadnb's loop around each remote call. A Dask worker runs at most
   ``--nthreads`` tasks at once (coroutine tasks count too), so start workers with ``--nthreads`` at
@@ -107,6 +109,9 @@ _running: dict[str, concurrent.futures.Future[Any]] = {}
 #: tokens cancelled before their task started here (bounded: a released task never starts)
 _cancelled: collections.OrderedDict[str, None] = collections.OrderedDict()
 _CANCELLED_KEPT = 10_000
+#: the instances used last, by squad and title (bounded), so a killed instance is still found
+_recent: collections.OrderedDict[tuple[Any, str], Instance] = collections.OrderedDict()
+_RECENT_KEPT = 4096
 
 
 @dataclass
@@ -130,6 +135,26 @@ def _host_squad(kwargs: Mapping[str, Any]) -> Squad:
     if squad is None:
         squad = _squads[key] = Squad(**kwargs)
     return squad
+
+
+def _host_instance(squad_kwargs: Mapping[str, Any], title: str) -> Instance:
+    """The host's instance ``title``; after a kill (the squad has forgotten it) the object the last
+    call used, so the kill's ``verify`` still finds it.
+
+    :raises UnknownInstance: the host has no instance of that title.
+    """
+    key = (tuple(sorted(squad_kwargs.items())), title)
+    try:
+        instance = _host_squad(squad_kwargs)[title]
+    except UnknownInstance:
+        if key not in _recent:
+            raise
+        instance = _recent[key]
+    _recent[key] = instance
+    _recent.move_to_end(key)
+    while len(_recent) > _RECENT_KEPT:
+        _recent.popitem(last=False)
+    return instance
 
 
 def _fields(instance: Instance) -> dict[str, Any]:
@@ -208,7 +233,7 @@ async def _host_phase(squad_kwargs: dict[str, Any], title: str, phase: str, oper
     too; the tally (attempts, verified) goes back with the outcome."""
     import cloudpickle
 
-    instance = _host_squad(squad_kwargs)[title]
+    instance = _host_instance(squad_kwargs, title)
     record = Tally()
     tally.set(record)
     operation_timeout.set(timeout)
@@ -235,7 +260,7 @@ async def _host_method(squad_kwargs: dict[str, Any], title: str, name: str, argu
     ``(args, kwargs)``."""
     import cloudpickle
 
-    instance = _host_squad(squad_kwargs)[title]
+    instance = _host_instance(squad_kwargs, title)
     value = error = None
     try:
         args, kwargs = cloudpickle.loads(arguments)

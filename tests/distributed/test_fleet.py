@@ -162,6 +162,7 @@ def test_lifecycle_across_both_hosts(fleet: Fleet, cluster: Any) -> None:
         frame = started.to_dataframe()
         assert list(frame["instance"]) == ["life-0", "life-1", "life-2", "life-3"]
         assert list(frame["host"]) == ["w1", "w2", "w1", "w2"]
+        assert frame["verified"].tolist() == [True] * 4  # Start's verify ran on each host
         # real sessions, each on its own host's tmux server; the proxies show the new state
         assert {made[0].session_name, made[2].session_name} <= tmux_sessions(cluster.socket("w1"))
         assert {made[1].session_name, made[3].session_name} <= tmux_sessions(cluster.socket("w2"))
@@ -200,6 +201,9 @@ def test_operation_class_from_this_module_runs_on_each_host(fleet: Fleet, cluste
     assert (socket0, socket1) == (cluster.socket("w1"), cluster.socket("w2"))
     assert kind0 == kind1 == "Instance"  # the host's own Instance, not the proxy
     assert pid0 == cluster.processes["w1"].pid and pid1 == cluster.processes["w2"].pid
+    plan = BatchExecutor().plan(made, WhereAmI())  # validate only, on each host
+    assert plan["would_run"].tolist() == [True, True, False]
+    assert plan["reason"][2] == "validation failed: where-refused is refused"
     refused = result.results[2].error
     assert isinstance(refused, ValidationError)
     cause = refused.__cause__
