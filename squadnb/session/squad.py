@@ -331,7 +331,8 @@ class Squad:
         ``group`` is kept as the instance's ``group`` (:meth:`fan_out` sets it to its title).
 
         Raises, before anything is created: :class:`InvalidTitle` (not a string, blank, longer than
-        100 characters, or holding a control, format or line-separator character — see
+        100 characters, or holding a control, format, private-use, unassigned or line-separator
+        character — see
         ``squadnb.session._input.check_title`` — or, under :meth:`claude_squad`, a title whose
         claude-squad session name would hold a character tmux treats specially, such as ``#`` or
         ``;``), :class:`InvalidPrompt` (a ``prompt`` the prompt policy refuses),
