@@ -69,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "BatchKillOperation": "squadnb.ops",
     "BatchPauseOperation": "squadnb.ops",
     "BatchPromptOperation": "squadnb.ops",
+    "BatchPushOperation": "squadnb.ops",
     "BatchResumeOperation": "squadnb.ops",
     "BatchStartOperation": "squadnb.ops",
     "CommandRun": "squadnb.ops",
