@@ -84,7 +84,8 @@ def summarize(result_or_list: Any) -> pd.DataFrame:
 def timeline(result_or_list: Any, ax: Any = None) -> Any:
     """Draw one horizontal bar per instance (and step) from its start to its end, coloured by
     status; time in seconds from the first start. The steps of a chain share the instance's row and
-    are labelled with their operation. Instances that never started get a row and no bar.
+    are labelled with their operation. Instances that never started get a row and no bar. Titles and
+    operation names are drawn as written (a ``$`` never starts mathtext).
 
     Returns the matplotlib ``Axes`` (a new figure's when ``ax`` is None). Needs matplotlib (the
     ``plot`` extra): ``ImportError`` with the install command otherwise.
@@ -105,11 +106,14 @@ def timeline(result_or_list: Any, ax: Any = None) -> Any:
                    left=left, color=[STATUS_COLOURS.get(s, "black") for s in ran["status"]],
                    edgecolor="white", height=0.6)
     if df["step"].nunique() > 1:
-        ax.bar_label(bars, labels=list(ran["operation"]), label_type="center", fontsize=8)
-    ax.set_yticks(range(len(rows)), labels=rows)
+        ax.bar_label(bars, labels=list(ran["operation"]), label_type="center", fontsize=8,
+                     parse_math=False)
+    # titles and operation names are shown as written: a '$' would start matplotlib mathtext, and a
+    # bad formula fails the whole figure when it is drawn
+    ax.set_yticks(range(len(rows)), labels=rows, parse_math=False)
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first start")
-    ax.set_title(" → ".join(dict.fromkeys(df["operation"])))
+    ax.set_title(" → ".join(dict.fromkeys(df["operation"])), parse_math=False)
     present = [s for s in _STATUSES if s in set(df["status"])]
     ax.legend(handles=[Patch(color=STATUS_COLOURS[s], label=s) for s in present],
               loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)  # beside: hides no bar
