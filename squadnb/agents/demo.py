@@ -208,19 +208,23 @@ class Agent:
 
 
 def scripted_write(root: Path, command: str) -> str:
-    """Carry out ``!write PATH CONTENT`` inside ``root``; the line to show."""
+    """Carry out ``!write PATH CONTENT`` inside ``root``; the line to show (a refusal, or the write's
+    error, says why nothing was written: the agent itself never stops over a bad path)."""
     parts = command.split(maxsplit=2)
     if len(parts) < 2:
         return "demo: refused: usage: !write PATH CONTENT"
     path, content = parts[1], parts[2] if len(parts) > 2 else ""
-    base = root.resolve()
-    target = (base / path).resolve()
-    if target == base or base not in target.parents:
-        return f"demo: refused: {path!r} is outside the worktree"
-    if target.relative_to(base).parts[0] == ".git":
-        return f"demo: refused: {path!r} is inside .git"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(_unescape(content), encoding="utf-8")
+    try:
+        base = root.resolve()
+        target = (base / path).resolve()
+        if target == base or base not in target.parents:
+            return f"demo: refused: {path!r} is outside the worktree"
+        if target.relative_to(base).parts[0] == ".git":
+            return f"demo: refused: {path!r} is inside .git"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_unescape(content), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        return f"demo: refused: cannot write {path!r}: {exc}"
     return f"wrote {target.relative_to(base)}"
 
 

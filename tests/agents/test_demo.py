@@ -101,6 +101,15 @@ def test_scripted_write_refuses_paths_outside_the_worktree(tmp_path: Path, path:
     assert not (work / ".git" / "hooks" / "pre-commit").exists()
 
 
+@pytest.mark.parametrize("path", ["n" * 300, "README/x", "sub"])
+def test_a_scripted_write_that_fails_leaves_the_agent_running(tmp_path: Path, path: str) -> None:
+    (tmp_path / "README").write_text("a file, not a directory")
+    (tmp_path / "sub").mkdir()
+    done = run_agent(tmp_path, f"!write {path} x\rafter\r".encode())
+    assert "demo: refused: cannot write" in done.stdout.decode() and done.returncode == 0
+    assert records(tmp_path)[-1] == b"after"
+
+
 def test_in_a_real_pane_raw_mode_and_bracketed_paste(tmp_path: Path, tmux_socket: str) -> None:
     """tmux wraps a paste in the markers only when the program turned bracketed paste on; a newline
     would otherwise be Enter. On exit the terminal is back in cooked mode."""
