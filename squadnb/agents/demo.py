@@ -27,6 +27,7 @@ nothing heavy: twenty of these start at once on a small machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import select
@@ -79,8 +80,10 @@ class Terminal:
         if self.saved is not None:
             import termios
 
-            _write("\x1b[?2004l")
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            # after a hang-up (tmux killed the session) the terminal is gone: nothing to restore
+            with contextlib.suppress(OSError, termios.error):
+                _write("\x1b[?2004l")
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
 def _write(text: str) -> None:
