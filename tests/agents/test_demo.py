@@ -54,7 +54,8 @@ def test_typed_keys_edit_the_input(tmp_path: Path) -> None:
     assert records(tmp_path) == [b"ok"]
 
 
-@pytest.mark.parametrize(("keys", "status"), [(b"\x03", 130), (b"\x04", 0), (b"", 0)])
+@pytest.mark.parametrize(("keys", "status"), [(b"\x03\x03", 130), (b"\x03x\x7f\x03\x04", 0),
+                                              (b"\x04", 0), (b"", 0)])
 def test_quitting_on_an_empty_input(tmp_path: Path, keys: bytes, status: int) -> None:
     assert run_agent(tmp_path, b"one\r" + keys).returncode == status
     assert records(tmp_path) == [b"one"]
@@ -128,7 +129,10 @@ def test_in_a_real_pane_raw_mode_and_bracketed_paste(tmp_path: Path, tmux_socket
         tmux(tmux_socket, "paste-buffer", "-p", "-r", "-d", "-b", "demo-raw", "-t", f"={session}:")
         tmux(tmux_socket, "send-keys", "-t", f"={session}:", "o", "k", "Enter")
         wait_for(lambda: records(tmp_path) == [text.encode() + b"ok"], what="one whole prompt")
-        tmux(tmux_socket, "send-keys", "-t", f"={session}:", "C-c", "C-c")  # clear, then quit
+        tmux(tmux_socket, "send-keys", "-t", f"={session}:", "C-c")  # one Ctrl-C only warns
+        wait_for(lambda: "press Ctrl-C again" in pane(), what="the warning")
+        assert not modes.exists()
+        tmux(tmux_socket, "send-keys", "-t", f"={session}:", "C-c")
         stty = wait_for(lambda: modes.exists() and modes.read_text(), what="the terminal modes")
         words = stty.replace(";", " ").split()
         assert {"icanon", "echo", "isig", "icrnl", "ixon"} <= set(words)
