@@ -12,6 +12,7 @@ Hierarchy::
     ├── TransactionError            a transactional batch failed; carries .result, .rollback_result
     │   ├── RolledBack              ... and every success was rolled back
     │   └── RollbackIncomplete      ... and some rollback failed too
+    ├── HostLost                    a Fleet host's Dask worker left the cluster mid-operation
     ├── JournalError                a batch journal (SQLite) cannot be opened, read or written
     │   └── UnknownBatch            (also KeyError) the journal has no batch with that id
     ├── SessionError                a real instance (git worktree + tmux session) misbehaved
@@ -28,6 +29,7 @@ Hierarchy::
     │   ├── BranchCheckedOut        the branch is checked out in another worktree
     │   ├── InvalidState            the instance is not in a state that allows the call
     │   ├── UnknownInstance         no instance has that title
+    │   ├── UnsafePath              a recorded path is not a worktree squadnb made (.instance, .path)
     │   ├── ClaudeSquadRunning      a running claude-squad would undo a change to its state
     │   └── StateFileError          state.json / pending.json / config.json cannot be read
     │       └── StateWriteError     ... or written (full disk, unwritable home)
@@ -51,6 +53,7 @@ __all__ = [
     "CommandFailed",
     "DuplicateTitle",
     "GitError",
+    "HostLost",
     "InvalidPrompt",
     "InvalidState",
     "InvalidTitle",
@@ -70,6 +73,7 @@ __all__ = [
     "TransactionError",
     "UnknownBatch",
     "UnknownInstance",
+    "UnsafePath",
     "ValidationError",
     "VerificationError",
 ]
@@ -165,6 +169,20 @@ class BatchInterrupted(KeyboardInterrupt):
         self.result = result
 
 
+class HostLost(SquadError):
+    """The Dask worker of a :class:`~squadnb.distributed.Fleet` host left the cluster (its process died,
+    its machine went away) while an operation on one of its instances was running or about to run.
+
+    ``.host`` names the host (the worker's name). What the operation did on that host before the
+    worker died is unknown: its agent sessions keep running in their tmux server; look again with
+    ``fleet.refresh()`` once the worker is back.
+    """
+
+    def __init__(self, message: str, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host
+
+
 class SessionError(SquadError):
     """Base of errors about a real instance (git worktree + tmux session)."""
 
@@ -252,6 +270,17 @@ class UnknownInstance(SessionError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class UnsafePath(SessionError):
+    """A path recorded for an instance is not one squadnb may delete or commit in: relative, outside
+    the home's ``worktrees/``, or not a worktree of the instance's repository that ``git worktree
+    list`` lists. Raised before anything is touched; ``.instance`` is the title, ``.path`` the path."""
+
+    def __init__(self, message: str, instance: str, path: str) -> None:
+        super().__init__(message)
+        self.instance = instance
+        self.path = path
 
 
 class ClaudeSquadRunning(SessionError):
