@@ -1,6 +1,7 @@
 """Real lifecycle benchmark: squadnb against the raw-command floor.
 
-Run: ``python benchmarks/real_lifecycle.py [--instances 20] [--concurrency 8] [--rounds 3]``
+Run: ``python benchmarks/real_lifecycle.py [--instances 20] [--concurrency 8] [--rounds 3]
+[--scale 20,100,200] [--only floor|scaling|scale]``
 
 1. Start, prompt, pause, resume and kill N demo instances with squadnb's BatchExecutor at concurrency C,
    and the floor: the same git and tmux commands run raw from one bash script per phase (git writes to
@@ -9,6 +10,10 @@ Run: ``python benchmarks/real_lifecycle.py [--instances 20] [--concurrency 8] [-
    squadnb / floor are printed (target: every phase within 1.5x).
 2. Start scaling: N starts on a 2,000-file repository at concurrency C and at concurrency 1 (target:
    at least 1.5x faster at C, because only ``worktree add --no-checkout`` holds the repository lock).
+3. State at scale: every phase over N = 20, 100 and 200 demo instances at concurrency C, in
+   per-instance seconds (median of the rounds) and state-file bytes written per instance; the ratio of
+   each N's per-instance cost to N=20's, measured in the same run (target: start and kill within
+   1.2x at N=200, because state writes are per changed instance, coalesced and off the loop thread).
 
 Everything runs on a private tmux server (killed at the end) in temporary directories.
 """
@@ -47,7 +52,9 @@ def wait_outputs(paths: list[Path], count: int, timeout: float = 60.0) -> None:
             time.sleep(0.02)
 
 
-def squadnb_round(work: Path, socket: str, n: int, concurrency: int) -> dict[str, float]:
+def squadnb_round(work: Path, socket: str, n: int, concurrency: int,
+                  written: dict[str, int] | None = None) -> dict[str, float]:
+    """Seconds per phase; the state-file bytes each phase wrote go into ``written``."""
     repo = scratch_repo(work / "repo", files=20)
     squad = Squad(home=work / "home", repo=repo, program=demo_program(0.05), tmux_socket=socket,
                   branch_prefix="bench/")
@@ -60,9 +67,12 @@ def squadnb_round(work: Path, socket: str, n: int, concurrency: int) -> dict[str
     for phase in PHASES:
         if phase == "pause":
             wait_outputs([Path(i.worktree_path) for i in instances], 1)
+        bytes_before = squad._store.bytes_written
         begun = time.perf_counter()
         result = executor.execute(instances, ops[phase], progress=False)
         times[phase] = time.perf_counter() - begun
+        if written is not None:
+            written[phase] = squad._store.bytes_written - bytes_before
         if not result.all_succeeded:
             raise RuntimeError(f"squadnb {phase} failed: {result.error()}")
     return times
@@ -132,43 +142,87 @@ def start_scaling(work: Path, socket: str, n: int, concurrency: int) -> dict[int
     return found
 
 
+def state_at_scale(work: Path, socket: str, sizes: list[int], concurrency: int,
+                   rounds: int) -> None:
+    """Print per-instance seconds and state bytes per phase for each N, and the ratio to the first N."""
+    per: dict[int, dict[str, float]] = {}
+    written: dict[int, dict[str, int]] = {}
+    for n in sizes:
+        samples: list[dict[str, float]] = []
+        for r in range(rounds):
+            place = work / f"scale-{n}-{r}"
+            place.mkdir()
+            written[n] = {}
+            times = squadnb_round(place, socket, n, concurrency, written[n])
+            samples.append({p: t / n for p, t in times.items()})
+            print(f"N={n:<4d} round {r + 1} " + "  ".join(f"{p} {times[p]:.2f}s" for p in PHASES),
+                  flush=True)
+        per[n] = {p: statistics.median(s[p] for s in samples) for p in PHASES}
+    base = sizes[0]
+    print(f"\nper-instance seconds by phase, concurrency {concurrency}, median of {rounds} rounds; "
+          f"(ratio to N={base}); state KB written per instance")
+    print(f"{'N':>4s} " + " ".join(f"{p:>16s}" for p in PHASES) + f" {'state KB/inst':>14s}")
+    for n in sizes:
+        cells = [f"{per[n][p]:.3f} ({per[n][p] / per[base][p]:.2f}x)" for p in PHASES]
+        kb = sum(written[n].values()) / n / 1024
+        print(f"{n:>4d} " + " ".join(f"{c:>16s}" for c in cells) + f" {kb:14.1f}")
+    last = sizes[-1]
+    worst = max(per[last][p] / per[base][p] for p in ("start", "kill"))
+    print(f"start and kill at N={last}: worst {worst:.2f}x of N={base} (target <= 1.2x)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scale", default="20,100,200",
+                        help="instance counts of the state-at-scale part (the first is the baseline)")
+    parser.add_argument("--only", choices=["floor", "scaling", "scale"],
+                        help="run one part: the floor comparison, start scaling, or state at scale")
     args = parser.parse_args()
     socket = f"squadnb-bench-{os.getpid()}"
-    runs: dict[str, list[dict[str, float]]] = {"squadnb": [], "floor": []}
     try:
         with tempfile.TemporaryDirectory(prefix="squadnb-bench-") as tmp:
-            for r in range(args.rounds):
-                for kind in ("squadnb", "floor"):
-                    work = Path(tmp) / f"{kind}-{r}"
-                    work.mkdir()
-                    times = (squadnb_round(work, socket, args.instances, args.concurrency)
-                             if kind == "squadnb" else floor_round(work, socket, args.instances))
-                    runs[kind].append(times)
-                    print(f"round {r + 1} {kind:8s} " + "  ".join(f"{p} {times[p]:.2f}s" for p in PHASES),
-                          flush=True)
-            print(f"\n{args.instances} demo instances, concurrency {args.concurrency}, median of "
-                  f"{args.rounds} rounds (seconds)")
-            print(f"{'phase':8s} {'squadnb':>8s} {'floor':>8s} {'ratio':>6s}")
-            worst = 0.0
-            for phase in PHASES:
-                ours = statistics.median(t[phase] for t in runs["squadnb"])
-                floor = statistics.median(t[phase] for t in runs["floor"])
-                worst = max(worst, ours / floor)
-                print(f"{phase:8s} {ours:8.2f} {floor:8.2f} {ours / floor:5.2f}x")
-            print(f"worst ratio {worst:.2f}x (target <= 1.5x)")
-            scaling = start_scaling(Path(tmp), socket, args.instances, args.concurrency)
-            one, many = scaling[1], scaling[args.concurrency]
-            print(f"\n{args.instances} starts on a 2,000-file repository: concurrency "
-                  f"{args.concurrency} {many:.2f}s, concurrency 1 {one:.2f}s, speed-up {one / many:.2f}x "
-                  "(target >= 1.5x)")
+            if args.only in (None, "floor"):
+                floor_comparison(Path(tmp), socket, args)
+            if args.only in (None, "scaling"):
+                scaling = start_scaling(Path(tmp), socket, args.instances, args.concurrency)
+                one, many = scaling[1], scaling[args.concurrency]
+                print(f"\n{args.instances} starts on a 2,000-file repository: concurrency "
+                      f"{args.concurrency} {many:.2f}s, concurrency 1 {one:.2f}s, speed-up "
+                      f"{one / many:.2f}x (target >= 1.5x)")
+            if args.only in (None, "scale"):
+                print()
+                state_at_scale(Path(tmp), socket, [int(n) for n in args.scale.split(",")],
+                               args.concurrency, args.rounds)
     finally:
         run_sync(Tmux(socket).kill_server())  # also removes the socket file tmux leaves
     return 0
+
+
+def floor_comparison(tmp: Path, socket: str, args: argparse.Namespace) -> None:
+    """Part 1: squadnb against the raw-command floor, alternating, ``args.rounds`` times."""
+    runs: dict[str, list[dict[str, float]]] = {"squadnb": [], "floor": []}
+    for r in range(args.rounds):
+        for kind in ("squadnb", "floor"):
+            work = tmp / f"{kind}-{r}"
+            work.mkdir()
+            times = (squadnb_round(work, socket, args.instances, args.concurrency)
+                     if kind == "squadnb" else floor_round(work, socket, args.instances))
+            runs[kind].append(times)
+            print(f"round {r + 1} {kind:8s} " + "  ".join(f"{p} {times[p]:.2f}s" for p in PHASES),
+                  flush=True)
+    print(f"\n{args.instances} demo instances, concurrency {args.concurrency}, median of "
+          f"{args.rounds} rounds (seconds)")
+    print(f"{'phase':8s} {'squadnb':>8s} {'floor':>8s} {'ratio':>6s}")
+    worst = 0.0
+    for phase in PHASES:
+        ours = statistics.median(t[phase] for t in runs["squadnb"])
+        floor = statistics.median(t[phase] for t in runs["floor"])
+        worst = max(worst, ours / floor)
+        print(f"{phase:8s} {ours:8.2f} {floor:8.2f} {ours / floor:5.2f}x")
+    print(f"worst ratio {worst:.2f}x (target <= 1.5x)")
 
 
 if __name__ == "__main__":

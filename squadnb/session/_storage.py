@@ -359,15 +359,16 @@ def write_private(path: Path, data: bytes | str) -> None:
         raise StateWriteError(f"writing {path} failed: {exc.strerror or exc}") from exc
 
 
-def _replace(path: Path, text: str) -> int:
+def _replace(path: Path, text: str, new_mode: int = 0o600) -> int:
     """Replace ``path`` atomically with ``text`` (temp + fsync + rename + fsync of the directory) and
     return the bytes written. A symlink is written through (its target is replaced); an existing
-    file's mode is kept, a new one is 0600. Raises ``OSError``; a temp file is never left behind."""
+    file's mode is kept, a new one gets ``new_mode``. Raises ``OSError``; a temp file is never left
+    behind."""
     target = Path(os.path.realpath(path))
     try:
         mode = os.stat(target).st_mode & 0o7777
     except FileNotFoundError:
-        mode = 0o600
+        mode = new_mode
     data = text.encode("utf-8")
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
@@ -720,11 +721,16 @@ class Store:
         return set(raw.get("pinned", [])) if raw else set()
 
     def _save_pins(self, titles: set[str]) -> None:
+        self._write(self.pins_path, {"pinned": sorted(titles)})
+
+    def _write(self, path: Path, data: Any, mode: int = 0o600) -> None:
+        """Replace ``path`` (a file of the home squadnb owns: pins, transitions) with ``data`` as
+        indented JSON, atomically; a new file gets ``mode``, an existing one keeps its own. Call with
+        the lock held. Raises :class:`StateWriteError` naming the file."""
         try:
-            _replace(self.pins_path, json.dumps({"pinned": sorted(titles)}, indent=2,
-                                                ensure_ascii=False) + "\n")
+            _replace(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", new_mode=mode)
         except OSError as exc:
-            raise StateWriteError(f"writing {self.pins_path} failed: {exc.strerror or exc}") from exc
+            raise StateWriteError(f"writing {path} failed: {exc.strerror or exc}") from exc
 
     def load_pins(self) -> set[str]:
         """The titles in ``pins.json`` (empty when there is no file). Raises :class:`StateFileError`
@@ -763,11 +769,7 @@ class Store:
             except OSError as exc:
                 raise StateFileError(f"cannot read {self.config_path}: {exc.strerror or exc}") from exc
             if data is None:
-                try:
-                    _replace(self.config_path, json.dumps(defaults, indent=2) + "\n")
-                except OSError as exc:
-                    raise StateWriteError(f"writing {self.config_path} failed: "
-                                          f"{exc.strerror or exc}") from exc
+                self._write(self.config_path, defaults)
                 return defaults
         loaded = _parse(self.config_path, data)
         try:
