@@ -10,10 +10,12 @@ Run: ``python benchmarks/real_lifecycle.py [--instances 20] [--concurrency 8] [-
    squadnb / floor are printed (target: every phase within 1.5x).
 2. Start scaling: N starts on a 2,000-file repository at concurrency C and at concurrency 1 (target:
    at least 1.5x faster at C, because only ``worktree add --no-checkout`` holds the repository lock).
-3. State at scale: every phase over N = 20, 100 and 200 demo instances at concurrency C, in
-   per-instance seconds (median of the rounds) and state-file bytes written per instance; the ratio of
-   each N's per-instance cost to N=20's, measured in the same run (target: start and kill within
-   1.2x at N=200, because state writes are per changed instance, coalesced and off the loop thread).
+3. State at scale: every phase over N = 20, 100 and 200 demo instances at concurrency C, squadnb and
+   the floor, in per-instance seconds (median of the rounds) with the ratio of each N's cost to
+   N=20's, measured in the same run, and squadnb's state-file bytes and write time per instance
+   (target: start and kill within 1.2x at N=200; state writes are per changed instance, coalesced and
+   off the loop thread, while git's own worktree commands grow with the number of worktrees, which
+   the floor shows).
 
 Everything runs on a private tmux server (killed at the end) in temporary directories.
 """
@@ -53,8 +55,9 @@ def wait_outputs(paths: list[Path], count: int, timeout: float = 60.0) -> None:
 
 
 def squadnb_round(work: Path, socket: str, n: int, concurrency: int,
-                  written: dict[str, int] | None = None) -> dict[str, float]:
-    """Seconds per phase; the state-file bytes each phase wrote go into ``written``."""
+                  written: dict[str, float] | None = None) -> dict[str, float]:
+    """Seconds per phase; the state-file bytes written over all phases, and the seconds spent
+    writing them, go into ``written`` (``bytes``, ``seconds``)."""
     repo = scratch_repo(work / "repo", files=20)
     squad = Squad(home=work / "home", repo=repo, program=demo_program(0.05), tmux_socket=socket,
                   branch_prefix="bench/")
@@ -67,14 +70,13 @@ def squadnb_round(work: Path, socket: str, n: int, concurrency: int,
     for phase in PHASES:
         if phase == "pause":
             wait_outputs([Path(i.worktree_path) for i in instances], 1)
-        bytes_before = squad._store.bytes_written
         begun = time.perf_counter()
         result = executor.execute(instances, ops[phase], progress=False)
         times[phase] = time.perf_counter() - begun
-        if written is not None:
-            written[phase] = squad._store.bytes_written - bytes_before
         if not result.all_succeeded:
             raise RuntimeError(f"squadnb {phase} failed: {result.error()}")
+    if written is not None:
+        written.update(bytes=squad._store.bytes_written, seconds=squad._store.seconds_writing)
     return times
 
 
@@ -144,31 +146,43 @@ def start_scaling(work: Path, socket: str, n: int, concurrency: int) -> dict[int
 
 def state_at_scale(work: Path, socket: str, sizes: list[int], concurrency: int,
                    rounds: int) -> None:
-    """Print per-instance seconds and state bytes per phase for each N, and the ratio to the first N."""
-    per: dict[int, dict[str, float]] = {}
-    written: dict[int, dict[str, int]] = {}
+    """Part 3: per-instance seconds per phase for each N, squadnb and the raw floor, with the ratio
+    to the first N; state-file bytes and write time per instance."""
+    per: dict[str, dict[int, dict[str, float]]] = {"squadnb": {}, "floor": {}}
+    state: dict[int, tuple[float, float]] = {}
     for n in sizes:
-        samples: list[dict[str, float]] = []
+        samples: dict[str, list[dict[str, float]]] = {"squadnb": [], "floor": []}
         for r in range(rounds):
-            place = work / f"scale-{n}-{r}"
-            place.mkdir()
-            written[n] = {}
-            times = squadnb_round(place, socket, n, concurrency, written[n])
-            samples.append({p: t / n for p, t in times.items()})
-            print(f"N={n:<4d} round {r + 1} " + "  ".join(f"{p} {times[p]:.2f}s" for p in PHASES),
-                  flush=True)
-        per[n] = {p: statistics.median(s[p] for s in samples) for p in PHASES}
-    base = sizes[0]
-    print(f"\nper-instance seconds by phase, concurrency {concurrency}, median of {rounds} rounds; "
-          f"(ratio to N={base}); state KB written per instance")
-    print(f"{'N':>4s} " + " ".join(f"{p:>16s}" for p in PHASES) + f" {'state KB/inst':>14s}")
-    for n in sizes:
-        cells = [f"{per[n][p]:.3f} ({per[n][p] / per[base][p]:.2f}x)" for p in PHASES]
-        kb = sum(written[n].values()) / n / 1024
-        print(f"{n:>4d} " + " ".join(f"{c:>16s}" for c in cells) + f" {kb:14.1f}")
-    last = sizes[-1]
-    worst = max(per[last][p] / per[base][p] for p in ("start", "kill"))
-    print(f"start and kill at N={last}: worst {worst:.2f}x of N={base} (target <= 1.2x)")
+            for kind in ("squadnb", "floor"):
+                place = work / f"scale-{kind}-{n}-{r}"
+                place.mkdir()
+                if kind == "floor":
+                    times = floor_round(place, socket, n)
+                else:
+                    written: dict[str, float] = {}
+                    times = squadnb_round(place, socket, n, concurrency, written)
+                    state[n] = (written["bytes"] / n / 1024, written["seconds"] / n * 1000)
+                samples[kind].append({p: t / n for p, t in times.items()})
+                print(f"N={n:<4d} round {r + 1} {kind:8s} "
+                      + "  ".join(f"{p} {times[p]:.2f}s" for p in PHASES), flush=True)
+        for kind in per:
+            per[kind][n] = {p: statistics.median(s[p] for s in samples[kind]) for p in PHASES}
+    base, last = sizes[0], sizes[-1]
+    for kind in per:
+        print(f"\n{kind}: seconds per instance by phase (ratio to N={base}), concurrency "
+              f"{concurrency}, median of {rounds} rounds")
+        print(f"{'N':>4s} " + " ".join(f"{p:>15s}" for p in PHASES)
+              + (f" {'state KB/inst':>13s} {'write ms/inst':>13s}" if kind == "squadnb" else ""))
+        for n in sizes:
+            cells = [f"{per[kind][n][p]:.3f} ({per[kind][n][p] / per[kind][base][p]:.2f}x)"
+                     for p in PHASES]
+            extra = f" {state[n][0]:13.1f} {state[n][1]:13.1f}" if kind == "squadnb" else ""
+            print(f"{n:>4d} " + " ".join(f"{c:>15s}" for c in cells) + extra)
+    for phase in ("start", "kill"):
+        ours = per["squadnb"][last][phase] / per["squadnb"][base][phase]
+        floor = per["floor"][last][phase] / per["floor"][base][phase]
+        print(f"{phase} per instance at N={last}: squadnb {ours:.2f}x of N={base} (target <= 1.2x), "
+              f"the raw floor {floor:.2f}x")
 
 
 def main() -> int:
