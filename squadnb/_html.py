@@ -56,7 +56,7 @@ def _display_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def status_table(caption: str, shown: pd.DataFrame, styles: Mapping[str, str], css_class: str) -> str:
     """``<div class="<css_class>">``: the escaped caption, then ``shown`` (every cell text) as a table
-    with each row coloured by ``styles[row["status"]]`` (a plain ``DataFrame.to_html`` table when
+    with each row coloured by ``styles[row["status"]]`` (no colour without a ``status`` column; a plain ``DataFrame.to_html`` table when
     jinja2, which Styler needs, is missing). The Styler uuid is derived from the content."""
     try:
         import jinja2  # noqa: F401  (Styler needs it; checked here so the fallback is explicit)
@@ -64,7 +64,8 @@ def status_table(caption: str, shown: pd.DataFrame, styles: Mapping[str, str], c
         table = shown.to_html(index=False, escape=True)
     else:
         digest = hashlib.sha1((caption + shown.to_csv(index=False)).encode()).hexdigest()[:10]
-        table = (shown.style.apply(lambda row: [styles.get(row["status"], "")] * len(row), axis=1)
+        table = (shown.style.apply(lambda row: [styles.get(row.get("status", ""), "")] * len(row),
+                                   axis=1)
                  .format(escape="html")
                  .hide(axis="index")
                  .set_uuid(f"squadnb_{digest}")

@@ -11,6 +11,7 @@ operation          validation (raises :class:`~squadnb.errors.InvalidState`)  ro
                    uncommitted changes and no commits the kill would delete
 ``SendPrompt``     started, not paused; the prompt passes the prompt policy  not supported
 ``RunCommand``     started, not paused, its worktree exists                not supported
+``Push``           started (running or paused)                             not supported
 =================  ======================================================  =========================
 
 All are async (``async def execute``): they run on squadnb's loop under the executor's concurrency
@@ -47,7 +48,7 @@ from squadnb.session._input import check_prompt
 from squadnb.session.instance import Instance, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
-           "BatchResumeOperation", "BatchStartOperation", "CommandRun", "RunCommand", "status_name",
+           "BatchPushOperation", "BatchResumeOperation", "BatchStartOperation", "CommandRun", "RunCommand", "status_name",
            "with_batch_options"]
 
 
@@ -68,16 +69,6 @@ class _RemembersBefore:
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_before"}
-
-
-def _require_worktree(instance: Instance) -> None:
-    if not instance.started:
-        raise InvalidState(f"instance {instance.title!r} has no worktree: it is not started")
-    if instance.paused:
-        raise InvalidState(f"instance {instance.title!r} has no worktree: it is paused")
-    if not os.path.isdir(instance.worktree_path):
-        raise InvalidState(f"instance {instance.title!r} has no worktree: "
-                           f"{instance.worktree_path!r} does not exist")
 
 
 def _refuse_pinned(instance: Instance, action: str) -> None:
@@ -313,7 +304,10 @@ class RunCommand(Operation):
         self.check = check
 
     def validate(self, instance: Instance) -> None:
-        _require_worktree(instance)
+        instance.check("command")
+        if not os.path.isdir(instance.worktree_path):
+            raise InvalidState(f"instance {instance.title!r} has no worktree: "
+                               f"{instance.worktree_path!r} does not exist")
 
     async def execute(self, instance: Instance) -> CommandRun:
         who = f"instance {instance.title!r}: "
@@ -328,3 +322,33 @@ class RunCommand(Operation):
 
     def __repr__(self) -> str:
         return f"RunCommand({self.command!r})"
+
+
+class BatchPushOperation(Operation):
+    """Commit each instance's worktree changes on its branch (the commit pause makes, or
+    ``message``) and push the branch to ``remote`` with its upstream set; the value is the pushed
+    commit's sha. Works on running instances and on paused ones (no worktree: the branch is pushed as
+    it is). A push cannot be taken back from a remote: no rollback. The operation's name is
+    ``"Push"``.
+
+    :param remote: a remote's name or URL (a path to a bare repository works too).
+    :param message: the commit message of uncommitted work; default pause's
+        ``[claudesquad] update from '<title>' on <time> (paused)``.
+    """
+
+    name = "Push"
+
+    def __init__(self, remote: str = "origin", *, message: str | None = None) -> None:
+        if not remote or not remote.strip():
+            raise ValueError("the remote is empty")
+        self.remote = remote
+        self.message = message
+
+    def validate(self, instance: Instance) -> None:
+        instance.check("push")
+
+    async def execute(self, instance: Instance) -> str:
+        return await instance.apush(self.remote, self.message)
+
+    async def rollback(self, instance: Instance) -> None:
+        raise RollbackNotSupported(f"Push cannot be rolled back (instance {instance.title!r})")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from squadnb._html import STATUS_STYLES
+from squadnb._html import STATUS_STYLES, status_table
 
 __all__ = ["STATUS_COLOURS", "frame", "summarize", "timeline", "to_csv", "to_html"]
 
@@ -114,16 +114,37 @@ def to_csv(result_or_list: Any, path: str | Path) -> Path:
 
 
 def to_html(result_or_list: Any, path: str | Path) -> Path:
-    """Write a standalone HTML page to ``path``: the :func:`summarize` table, then every row of
-    :func:`frame`, each coloured by its status as in a result's table; return the path."""
+    """Write a standalone HTML page to ``path``: the :func:`summarize` table (one row per operation),
+    then every row of :func:`frame`, each coloured by its status; return the path.
+
+    Both tables come from the builder of ``PartialResult._repr_html_`` (``squadnb._html``), so every
+    cell — titles, operation names, error messages, values — is HTML-escaped: a ``<script>`` in any
+    of them is shown as text, never run."""
     path = Path(path)
-    summary = summarize(result_or_list).style.format(precision=2).set_uuid("summary")
-    rows = (frame(result_or_list).drop(columns=["elapsed"]).style
-            .apply(lambda row: [STATUS_STYLES.get(row["status"], "")] * len(row), axis=1)
-            .format(precision=3).hide(axis="index").set_uuid("rows"))
+    summary = summarize(result_or_list)
+    summary.index.name = "operation"
+    rows = frame(result_or_list).drop(columns=["elapsed"])
     path.write_text(
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>squadnb batch report</title>"
-        "</head><body>\n<h1>squadnb batch report</h1>\n<h2>Summary</h2>\n" + summary.to_html()
-        + "\n<h2>Instances</h2>\n" + rows.to_html() + "\n</body></html>\n",
+        "</head><body>\n<h1>squadnb batch report</h1>\n"
+        + status_table("Summary", _as_text(summary.reset_index(), 2), STATUS_STYLES,
+                       "squadnb-report-summary")
+        + "\n" + status_table("Instances", _as_text(rows, 3), STATUS_STYLES, "squadnb-report-rows")
+        + "\n</body></html>\n",
         encoding="utf-8")
     return path
+
+
+def _as_text(df: pd.DataFrame, precision: int) -> pd.DataFrame:
+    """Every cell as the text to show (floats to ``precision`` places, times in ISO 8601, empty for
+    NA), so the table builder escapes all of it."""
+    def cell(value: Any) -> str:
+        if pd.api.types.is_scalar(value) and pd.isna(value):
+            return ""
+        if isinstance(value, float):
+            return f"{value:.{precision}f}"
+        if isinstance(value, pd.Timestamp):
+            return value.isoformat()
+        return str(value)
+
+    return df.astype(object).map(cell)
