@@ -96,8 +96,10 @@ def floor_round(work: Path, socket: str, n: int) -> dict[str, float]:
         "start": "".join(f"git -C {q(str(repo))} worktree add -q -b floor/{i} {q(str(t))} HEAD\n"
                          for i, t in enumerate(trees))
         + "T start-server \\; set -g history-limit 50000\n"
-        + "".join(f"T new-session -d -s {s} -c {q(str(t))} -x 200 -y 50 {q(program)} &\n"
-                  for s, t in zip(names, trees)) + "wait\n",
+        # the first session keeps the server up (an empty one exits) while the rest start at once
+        + "".join(f"T new-session -d -s {s} -c {q(str(t))} -x 200 -y 50 {q(program)}"
+                  f"{' &' if i else ''}\n" for i, (s, t) in enumerate(zip(names, trees))) + "wait\n"
+        + "".join(f"T has-session -t ={s}\n" for s in names),  # a failed start stops the round
         "prompt": "".join(
             f"( until T capture-pane -p -t ={s}: | grep -q 'demo> *$'; do sleep 0.01; done; "
             f"printf %s {q(PROMPT)} | T load-buffer -b b{s} -; T paste-buffer -p -d -b b{s} -t ={s}:; "
@@ -122,7 +124,7 @@ def floor_round(work: Path, socket: str, n: int) -> dict[str, float]:
             wait_outputs(trees, 1)
         begun = time.perf_counter()
         subprocess.run(["bash", "-c", FLOOR_LIB + scripts[phase]], check=True,
-                       env={**os.environ, "SOCK": socket})
+                       env={**os.environ, "SOCK": f"{socket}-floor"})
         times[phase] = time.perf_counter() - begun
     return times
 
@@ -211,7 +213,8 @@ def main() -> int:
                 state_at_scale(Path(tmp), socket, [int(n) for n in args.scale.split(",")],
                                args.concurrency, args.rounds)
     finally:
-        run_sync(Tmux(socket).kill_server())  # also removes the socket file tmux leaves
+        for server in (socket, f"{socket}-floor"):
+            run_sync(Tmux(server).kill_server())  # also removes the socket file tmux leaves
     return 0
 
 
