@@ -21,6 +21,7 @@ from squadnb._loop import on_loop, run_sync, twin_docs
 from squadnb.errors import (DuplicateTitle, InvalidTitle, SessionError, StateFileError,
                             StateWriteError, UnknownInstance)
 from squadnb.session._claude_squad import refuse_if_running
+from squadnb.session._intents import Intents
 from squadnb.session._storage import (Change, InstanceData, Store, Stored, change_summary, parse_time,
                                       resolve_program)
 from squadnb.session.git import Git
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from squadnb.engine.executor import BatchExecutor
+    from squadnb.engine.journal import Journal
     from squadnb.engine.result import PartialResult
 
 __all__ = ["Squad"]
@@ -110,6 +112,7 @@ class Squad:
         #: seconds a pasted prompt has to show up (the demo agent's receipt, or a change of the pane)
         self.delivery_timeout = 10.0
         self._store = Store(self.home)
+        self._intents = Intents(self._store)
         self.config = self._store.load_config()
         self.program = program or resolve_program(self.config)
         self.setup = (_setup_commands(setup, "setup=") if setup is not None
@@ -117,6 +120,7 @@ class Squad:
         self.branch_prefix = (branch_prefix if branch_prefix is not None
                               else str(self.config.get("branch_prefix") or ""))
         self._instances: dict[str, Instance] = {}
+        self._journal: Journal | None = None
         self._load()
 
     # ------------------------------------------------------------------ files
@@ -132,6 +136,19 @@ class Squad:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def journal(self) -> Journal:
+        """The batch journal of this home: a :class:`~squadnb.Journal` at ``<home>/history.sqlite``,
+        opened on first use (the file is created 0600: it holds titles, prompts and errors) and then
+        kept. Pass it as ``executor.execute(..., journal=squad.journal)``; the ``squadnb`` command
+        journals every state-changing batch there. Raises :class:`~squadnb.errors.JournalError` when
+        the file cannot be opened or is not a journal."""
+        if self._journal is None:
+            from squadnb.engine.journal import Journal
+
+            self._journal = Journal(self.home / "history.sqlite")
+        return self._journal
 
     def worktree_path_for(self, branch: str) -> str:
         """``<home>/worktrees/<branch>_<hex nanoseconds>`` (claude-squad's layout)."""
