@@ -21,6 +21,7 @@ from squadnb._loop import on_loop, run_sync, twin_docs
 from squadnb.errors import (DuplicateTitle, InvalidTitle, SessionError, StateFileError,
                             StateWriteError, UnknownInstance)
 from squadnb.session._claude_squad import refuse_if_running
+from squadnb.session._intents import Intents
 from squadnb.session._storage import (Change, InstanceData, Store, Stored, change_summary, parse_time,
                                       resolve_program)
 from squadnb.session.git import Git
@@ -111,6 +112,7 @@ class Squad:
         #: seconds a pasted prompt has to show up (the demo agent's receipt, or a change of the pane)
         self.delivery_timeout = 10.0
         self._store = Store(self.home)
+        self._intents = Intents(self._store)
         self.config = self._store.load_config()
         self.program = program or resolve_program(self.config)
         self.setup = (_setup_commands(setup, "setup=") if setup is not None
