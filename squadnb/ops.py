@@ -123,8 +123,9 @@ class BatchPauseOperation(_RemembersBefore, Operation):
         instance.check("pause")
 
     async def execute(self, instance: Instance) -> PauseReport | None:
-        tip = await instance.squad.git.branch_tip(instance.repo_path, instance.branch)
-        dirty, _ = await instance.arefresh_work()
+        git = instance.squad.git
+        tip = await git.branch_tip(instance.repo_path, instance.branch)
+        dirty = os.path.isdir(instance.worktree_path) and await git.is_dirty(instance.worktree_path)
         self._remember(instance, (tip, dirty))
         return await instance.apause()
 
