@@ -60,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "BatchPromptOperation": "squadnb.ops",
     "BatchResumeOperation": "squadnb.ops",
     "BatchStartOperation": "squadnb.ops",
+    "DiffOperation": "squadnb.ops",
     # notebook layer
     "BatchForm": "squadnb.notebook.form",
     "StatusView": "squadnb.notebook.watch",

@@ -17,6 +17,7 @@ limit, and a timeout or cancel stops their git/tmux child processes.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
@@ -24,7 +25,8 @@ from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
 from squadnb.session.instance import Instance, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
-           "BatchResumeOperation", "BatchStartOperation", "status_name", "with_batch_options"]
+           "BatchResumeOperation", "BatchStartOperation", "DiffOperation", "status_name",
+           "with_batch_options"]
 
 
 def _require_started(instance: Instance) -> None:
@@ -171,3 +173,26 @@ def with_batch_options(operation: Any, *, retries: int = 0, retry_delay: float =
     if only_status:
         operation = ConditionalOperation(operation, _StatusIs(only_status))
     return operation
+
+
+class DiffOperation(Operation):
+    """Read each instance's :class:`~squadnb.session.git.DiffStats` (its result's ``value``): lines
+    added and removed against the base commit, and the diff text. Reads only: no validation, no
+    rollback needed.
+
+    With ``until_changed=True`` (name ``"AwaitWork"``) it polls every ``poll_seconds`` until the
+    worktree has changes: the executor's timeout bounds the wait, and an instance whose agent never
+    changed anything is reported timed out.
+    """
+
+    def __init__(self, until_changed: bool = False, poll_seconds: float = 0.1) -> None:
+        self.until_changed = until_changed
+        self.poll_seconds = poll_seconds
+        self.name = "AwaitWork" if until_changed else "Diff"
+
+    async def execute(self, instance: Instance) -> Any:
+        while True:
+            stats = await instance.adiff_stats()
+            if not self.until_changed or stats.added or stats.removed:
+                return stats
+            await asyncio.sleep(self.poll_seconds)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import termios
 import time
+from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +28,9 @@ from squadnb.agents import demo_program, scratch_repo
 from squadnb.errors import SquadError
 from squadnb.session.squad import Squad
 
-RECORD_FIELDS = ["title", "operation", "status", "error", "seconds", "attempts"]
+# the columns of PartialResult.to_dataframe(), as the README lists them
+RECORD_FIELDS = ["instance", "operation", "status", "ok", "error", "error_type", "value", "attempts",
+                 "start_time", "elapsed"]
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -239,7 +242,7 @@ def test_lifecycle_through_the_commands(cli: Cli) -> None:
     assert {t: r["status"] for t, r in cli.ls().items()} == {a: "new", b: "new"}
 
     done = cli.ok("start", a, b)
-    assert a in done.stdout and "Start: 2 succeeded of 2" in done.stdout
+    assert a in done.stdout and "Start: 2 succeeded, 0 failed of 2" in done.stdout
     assert {cli.session(a), cli.session(b)} <= tmux_sessions(cli.socket)
     assert set(cli.state()) == {a, b}
     assert len(worktrees(cli.repo)) == 2
@@ -247,7 +250,8 @@ def test_lifecycle_through_the_commands(cli: Cli) -> None:
     cli.ok("prompt", "write it down", a, b)
     rows = wait_for(lambda: all(r["added"] for r in cli.json("diff", a, b)) and cli.json("diff", a, b),
                 what="the agents' work")
-    assert [r["title"] for r in rows] == [a, b]
+    assert [r["instance"] for r in rows] == [a, b]
+    assert list(rows[0]) == [f for f in RECORD_FIELDS if f != "value"] + ["added", "removed"]
     wait_for(lambda: "done: write it down" in cli.ok("preview", a).stdout, what="the agent's answer")
     patch = cli.ok("diff", a, "--patch").stdout
     assert f"--- {a}" in patch and "demo-output/" in patch
@@ -276,18 +280,20 @@ def test_lifecycle_through_the_commands(cli: Cli) -> None:
 def test_json_records_are_complete(cli: Cli) -> None:
     a, b = cli.started("a", "b")
     records = cli.json("pause", a, b)
-    assert [r["title"] for r in records] == [a, b]
+    assert [r["instance"] for r in records] == [a, b]
     for record in records:
         assert list(record) == RECORD_FIELDS
-        assert record["operation"] == "Pause" and record["status"] == "succeeded"
-        assert record["error"] is None and record["attempts"] == 1
-        assert isinstance(record["seconds"], float) and record["seconds"] > 0
+        assert record["operation"] == "Pause" and record["status"] == "succeeded" and record["ok"] is True
+        assert record["error"] is None and record["error_type"] is None and record["value"] is None
+        assert record["attempts"] == 1
+        assert isinstance(record["elapsed"], float) and record["elapsed"] > 0
+        assert datetime.fromisoformat(record["start_time"]).tzinfo is not None
 
 
 def test_csv_output(cli: Cli) -> None:
     a, b = cli.started("a", "b")
     rows = list(csv.DictReader(io.StringIO(cli.ok("pause", a, b, "--csv").stdout)))
-    assert [r["title"] for r in rows] == [a, b]
+    assert [r["instance"] for r in rows] == [a, b]
     assert list(rows[0]) == RECORD_FIELDS
     assert {r["status"] for r in rows} == {"succeeded"}
     listed = list(csv.DictReader(io.StringIO(cli.ok("ls", "--csv").stdout)))
@@ -300,10 +306,10 @@ def test_where_and_status_select_targets(cli: Cli) -> None:
     assert [r["title"] for r in cli.json("ls", "--status", "paused")] == [b]
     assert [r["title"] for r in cli.json("ls", "--where", f"title == '{c}'")] == [c]
     records = cli.json("pause", "--where", "status != 'paused' and alive")
-    assert [r["title"] for r in records] == [a, c]
+    assert [r["instance"] for r in records] == [a, c]
     assert {t: i["status"] for t, i in cli.state().items()} == {a: 3, b: 3, c: 3}
     records = cli.json("resume", "--status", "PAUSED", "--where", f"title != '{a}'")
-    assert [r["title"] for r in records] == [b, c]
+    assert [r["instance"] for r in records] == [b, c]
     assert {t: i["status"] == 3 for t, i in cli.state().items()} == {a: True, b: False, c: False}
 
 
@@ -324,7 +330,7 @@ def test_start_restart_brings_back_the_dead(cli: Cli) -> None:
     subprocess.run(["tmux", "-L", cli.socket, "kill-session", "-t", f"={cli.session(a)}"], check=True)
     assert [r["title"] for r in cli.json("ls", "--status", "dead")] == [a]
     records = cli.json("start", "--restart", "--status", "dead")
-    assert [(r["title"], r["status"]) for r in records] == [(a, "succeeded")]
+    assert [(r["instance"], r["status"]) for r in records] == [(a, "succeeded")]
     assert {cli.session(a), cli.session(b)} <= tmux_sessions(cli.socket)
     done = cli("start", "--restart", b)  # alive: nothing to restart
     assert done.returncode == 1 and "still running" in done.stdout + done.stderr
@@ -335,7 +341,7 @@ def test_transaction_failure_rolls_back(cli: Cli) -> None:
     cli.ok("pause", c)
     done = cli("pause", a, b, c, "--transaction", "--json")
     assert done.returncode == 1, done.stderr
-    records = {r["title"]: r for r in json.loads(done.stdout)}
+    records = {r["instance"]: r for r in json.loads(done.stdout)}
     assert records[a]["status"] == records[b]["status"] == "rolled back"
     assert records[c]["status"] == "invalid"
     assert "rolled back" in done.stderr and done.stderr.startswith("squadnb: error: transaction failed")
@@ -351,10 +357,10 @@ def test_partial_failure_exits_1_and_retries_count_attempts(cli: Cli) -> None:
     cli.ok("new", bad, "--program", "squadnb-no-such-program")
     done = cli("start", good, bad, "--retries", "1", "--retry-delay", "0.5", "--json")
     assert done.returncode == 1, done.stderr
-    records = {r["title"]: r for r in json.loads(done.stdout)}
+    records = {r["instance"]: r for r in json.loads(done.stdout)}
     assert records[good]["status"] == "succeeded" and records[good]["attempts"] == 1
     assert records[bad]["status"] == "failed" and records[bad]["attempts"] == 2
-    assert records[bad]["seconds"] >= 0.5  # the delay between the two attempts
+    assert records[bad]["elapsed"] >= 0.5  # the delay between the two attempts
     assert "squadnb-no-such-program" in records[bad]["error"]
     assert records[bad]["operation"] == "Retry(Start)"
     assert set(cli.state()) == {good}
@@ -521,5 +527,5 @@ def test_ctrl_c_cancels_the_batch_and_reports_it(cli: Cli) -> None:
         os.close(controller)
     assert proc.returncode == 130
     [record] = json.loads(out)
-    assert record["title"] == busy and record["status"] == "cancelled"
+    assert record["instance"] == busy and record["status"] == "cancelled"
     assert cli.state()[busy]["status"] != 3 and cli.session(busy) in tmux_sessions(cli.socket)

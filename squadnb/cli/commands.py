@@ -1,0 +1,249 @@
+"""The batch commands (``ls new start pause resume kill prompt diff preview``): open the squad, pick
+the targets, run one operation over them on a :class:`~squadnb.BatchExecutor`, print the records.
+
+Imported only once a command runs (``squadnb --help`` never loads it, nor the engine and pandas it
+needs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from squadnb._loop import run_sync
+from squadnb.cli.output import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError, emit_frame,
+                                emit_result, error, one_line, progress)
+from squadnb.engine.executor import BatchExecutor
+from squadnb.engine.operation import Operation
+from squadnb.engine.result import instance_label
+from squadnb.errors import BatchInterrupted, RollbackIncomplete, SquadError, TransactionError
+from squadnb.ops import (BatchKillOperation, BatchPauseOperation, BatchPromptOperation,
+                         BatchResumeOperation, BatchStartOperation, DiffOperation, with_batch_options)
+from squadnb.session.instance import Instance, Status
+from squadnb.session.squad import Squad
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from squadnb.engine.result import PartialResult
+
+__all__ = ["batch", "diff", "ls", "new", "open_squad", "preview", "transaction_message"]
+
+
+# -- squad and targets -----------------------------------------------------------------------------
+
+
+def open_squad(args: argparse.Namespace) -> Squad:
+    """The squad named by --home/--repo/--socket (their environment defaults), or claude-squad's."""
+    if args.claude_squad:
+        overrides = {"home": args.home, "repo": args.repo, "tmux_socket": args.socket,
+                     "program": args.program}
+        return Squad.claude_squad(**{k: v for k, v in overrides.items() if v is not None})
+    return Squad(home=args.home, repo=args.repo or ".", program=args.program, tmux_socket=args.socket)
+
+
+def _status_names() -> list[str]:
+    return [status.name.lower() for status in Status]
+
+
+def _selection(squad: Squad, args: argparse.Namespace, *, default_all: bool) -> pd.DataFrame:
+    """The rows of the ``ls`` table the targets name, in the order given (titles) or the squad's.
+
+    :raises UsageError: nothing is named (unless ``default_all``), a title is unknown, a status is
+        not a status, the expression is bad, or nothing matches.
+    """
+    titles: list[str] = list(getattr(args, "titles", []) or [])
+    statuses = [s.strip().lower() for value in args.status or [] for s in value.split(",") if s.strip()]
+    if args.all and titles:
+        raise UsageError("name instances or pass --all, not both")
+    if not (titles or args.all or statuses or args.where) and not default_all:
+        raise UsageError("no targets: name instances, or pass --all, --status STATUS or --where EXPR")
+    frame = squad.to_dataframe()
+    if frame.empty and not (default_all or titles):
+        raise UsageError(f"no instances in {squad.home}")
+    if titles:
+        unknown = [t for t in titles if t not in set(frame["title"])]
+        if unknown:
+            raise UsageError(f"no instance named {', '.join(map(repr, unknown))} in {squad.home}")
+        frame = frame.set_index("title", drop=False).loc[list(dict.fromkeys(titles))]
+        frame = frame.reset_index(drop=True)
+    if statuses:
+        bad = [s for s in statuses if s not in _status_names()]
+        if bad:
+            raise UsageError(f"unknown status {', '.join(map(repr, bad))} "
+                             f"(one of: {', '.join(_status_names())})")
+        frame = frame[frame["status"].isin(statuses)]
+    if args.where:
+        try:
+            frame = frame.query(args.where)
+        except Exception as exc:  # pandas raises many types for a bad expression; all are bad input
+            raise UsageError(f"bad --where expression {args.where!r}: {type(exc).__name__}: "
+                             f"{exc}") from exc
+    if frame.empty and (titles or args.all or statuses or args.where):
+        what = [f"--where {args.where!r}"] if args.where else []
+        what += [f"--status {','.join(statuses)}"] if statuses else []
+        raise UsageError(f"no instance matches {' '.join(what) or 'the targets'} in {squad.home}")
+    return frame
+
+
+def _targets(squad: Squad, args: argparse.Namespace, *, default_all: bool = False) -> list[Instance]:
+    return [squad[title] for title in _selection(squad, args, default_all=default_all)["title"]]
+
+
+# -- running a batch -------------------------------------------------------------------------------
+
+
+def _run_batch(args: argparse.Namespace, instances: list[Instance], operation: Any,
+               show: Callable[[PartialResult], None] | None = None) -> int:
+    """Run ``operation`` over ``instances`` as the options say; print the result (``show(result)``,
+    default :func:`emit_result`), also when interrupted or rolled back; return the exit status (1
+    when any instance failed or a transaction was rolled back, 130 when interrupted)."""
+    operation = with_batch_options(operation, retries=args.retries, retry_delay=args.retry_delay)
+    executor = BatchExecutor(max_concurrency=args.concurrency, timeout=args.timeout)
+    run = executor.execute_with_rollback if args.transaction else executor.execute
+    emit = show or (lambda result: emit_result(args, result))
+    try:
+        result = run(instances, operation, progress=progress(), deadline=args.deadline)
+    except TransactionError as exc:
+        emit(exc.result)
+        error(transaction_message(exc))
+        return EXIT_FAILED
+    except BatchInterrupted as exc:
+        emit(exc.result)
+        print("squadnb: interrupted; the batch was cancelled", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    emit(result)
+    return EXIT_FAILED if result.failures else EXIT_OK
+
+
+def transaction_message(exc: TransactionError) -> str:
+    """What a failed transaction did: everything rolled back, or which rollbacks failed."""
+    failed = len(exc.result.failures)
+    message = f"transaction failed ({failed} of {exc.result.total} failed)"
+    if isinstance(exc, RollbackIncomplete):
+        broken = ", ".join(repr(instance_label(r.instance)) for r in exc.rollback_result.failures)
+        return f"{message}, and the rollback failed on {broken}: their state is mixed"
+    return f"{message}; every success was rolled back"
+
+
+# -- the commands ----------------------------------------------------------------------------------
+
+
+def ls(args: argparse.Namespace) -> int:
+    """``squadnb ls``: the squad's table (every instance when no target is given)."""
+    squad = open_squad(args)
+    squad.refresh()
+    emit_frame(args, _selection(squad, args, default_all=True))
+    return EXIT_OK
+
+
+def new(args: argparse.Namespace) -> int:
+    """``squadnb new TITLE…``: create instances (not started), all or nothing."""
+    squad = open_squad(args)
+    repeated = sorted({t for t in args.titles if args.titles.count(t) > 1})
+    if repeated:
+        raise UsageError(f"title {', '.join(map(repr, repeated))} given more than once")
+    created: list[Instance] = []
+    try:
+        for title in args.titles:
+            created.append(squad.new(title))
+    except SquadError:
+        for instance in created:  # all or nothing: a never-started instance is just forgotten
+            instance.kill()
+        raise
+    frame = squad.to_dataframe()
+    emit_frame(args, frame[frame["title"].isin(args.titles)])
+    return EXIT_OK
+
+
+def batch(args: argparse.Namespace) -> int:
+    """``squadnb start|pause|resume|kill|prompt``: one built-in operation over the targets."""
+    squad = open_squad(args)
+    squad.refresh()
+    instances = _targets(squad, args)
+    factories: dict[str, Callable[[], Operation]] = {
+        "start": lambda: BatchStartOperation(first_time_setup=not args.restart),
+        "pause": BatchPauseOperation,
+        "resume": BatchResumeOperation,
+        "kill": BatchKillOperation,
+        "prompt": lambda: BatchPromptOperation(args.text),
+    }
+    if args.command == "kill":
+        _confirm_kill(args, instances)
+    return _run_batch(args, instances, factories[args.command]())
+
+
+def diff_records(result: PartialResult, *, content: bool = False) -> pd.DataFrame:
+    """A diff batch's records: ``to_dataframe()`` with its ``value`` (the DiffStats) spread into
+    ``added``, ``removed`` (and ``content`` when asked: the patch text), NA where it failed."""
+    frame = result.to_dataframe()
+    stats = frame.pop("value")
+    fields = ("added", "removed", "content") if content else ("added", "removed")
+    for name in fields:
+        frame[name] = [getattr(s, name, None) for s in stats]
+    return frame
+
+
+def diff(args: argparse.Namespace) -> int:
+    """``squadnb diff``: lines added and removed per instance (every instance when no target is
+    given); ``--patch`` also prints each diff."""
+    squad = open_squad(args)
+    instances = _targets(squad, args, default_all=True)
+
+    def show(result: PartialResult) -> None:
+        frame = diff_records(result, content=args.patch)
+        emit_result(args, result, frame)
+        if args.patch and not (args.json or args.csv):
+            for title, content in zip(frame["instance"], frame["content"]):
+                if content:
+                    print(f"\n--- {title}\n{content}")
+
+    return _run_batch(args, instances, DiffOperation(), show)
+
+
+def preview(args: argparse.Namespace) -> int:
+    """``squadnb preview TITLE``: print an instance's pane."""
+    squad = open_squad(args)
+    text = squad[args.title].preview(full_history=args.full)
+    print(text.rstrip("\n"))
+    return EXIT_OK
+
+
+# -- kill's guard ----------------------------------------------------------------------------------
+
+
+async def _unsaved(instances: list[Instance]) -> list[str]:
+    """The instances (title, and why when the check failed) whose kill would lose work."""
+    checks = await asyncio.gather(*(i.ahas_unsaved_work() for i in instances), return_exceptions=True)
+    lost = []
+    for instance, check in zip(instances, checks):
+        if isinstance(check, BaseException):
+            lost.append(f"{instance.title!r} (could not check: {one_line(check)})")
+        elif check:
+            lost.append(repr(instance.title))
+    return lost
+
+
+def _confirm_kill(args: argparse.Namespace, instances: list[Instance]) -> None:
+    """Ask on a terminal, refuse elsewhere, before killing uncommitted or unmerged work (--force
+    skips this).
+
+    :raises UsageError: not confirmed; nothing is killed.
+    """
+    if args.force:
+        return
+    lost = run_sync(_unsaved(instances))
+    if not lost:
+        return
+    names = ", ".join(lost)
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to kill instances with uncommitted or unmerged work: {names} "
+                         f"(pass --force to kill them anyway)")
+    sys.stderr.write(f"{len(lost)} instance(s) have uncommitted or unmerged work that kill deletes: "
+                     f"{names}. Kill {len(instances)} instance(s)? [y/N] ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise UsageError("kill not confirmed; nothing was killed")
