@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "BranchCheckedOut": "squadnb.errors",
     "Cancelled": "squadnb.errors",
     "CommandError": "squadnb.errors",
+    "CommandFailed": "squadnb.errors",
     "DuplicateTitle": "squadnb.errors",
     "GitError": "squadnb.errors",
     "InvalidState": "squadnb.errors",
@@ -50,7 +51,9 @@ _EXPORTS: dict[str, str] = {
     "TransactionError": "squadnb.errors",
     "UnknownInstance": "squadnb.errors",
     "ValidationError": "squadnb.errors",
+    "VerificationError": "squadnb.errors",
     # sessions
+    "DiffStats": "squadnb.session.git",
     "Instance": "squadnb.session.instance",
     "Squad": "squadnb.session.squad",
     "Status": "squadnb.session.instance",
@@ -60,7 +63,9 @@ _EXPORTS: dict[str, str] = {
     "BatchPromptOperation": "squadnb.ops",
     "BatchResumeOperation": "squadnb.ops",
     "BatchStartOperation": "squadnb.ops",
+    "CommandRun": "squadnb.ops",
     "DiffOperation": "squadnb.ops",
+    "RunCommand": "squadnb.ops",
     # notebook layer
     "BatchForm": "squadnb.notebook.form",
     "StatusView": "squadnb.notebook.watch",

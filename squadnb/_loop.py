@@ -23,7 +23,7 @@ import functools
 import threading
 from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
 
-__all__ = ["arun", "get_loop", "in_loop_thread", "on_loop", "run_sync", "submit"]
+__all__ = ["arun", "get_loop", "in_loop_thread", "on_loop", "run_sync", "submit", "twin_docs"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -103,3 +103,17 @@ def on_loop(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[An
         return await arun(fn(*args, **kwargs))
 
     return on_squadnb_loop
+
+
+C = TypeVar("C", bound=type)
+
+
+def twin_docs(cls: C) -> C:
+    """Give every sync method of ``cls`` that has no docstring its ``a``-prefixed async twin's
+    (``pause`` gets ``apause``'s), so ``inst.pause?`` in a notebook shows what the call does.
+    A class decorator: the docstring is written once, on the async twin."""
+    for name, attribute in vars(cls).items():
+        twin = getattr(cls, f"a{name}", None)
+        if callable(attribute) and twin is not None and not attribute.__doc__:
+            attribute.__doc__ = twin.__doc__
+    return cls

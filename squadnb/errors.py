@@ -4,6 +4,7 @@ Hierarchy::
 
     SquadError                      base of every squadnb error
     ├── ValidationError             an operation refused an instance before running
+    ├── VerificationError           after an operation ran, its post-condition did not hold
     ├── OperationTimeout            (also TimeoutError) one operation ran past its timeout
     ├── Cancelled                   the batch was cancelled or its deadline passed
     ├── BatchError                  several instances failed; lists each failure
@@ -17,7 +18,8 @@ Hierarchy::
     │   ├── NotAGitRepo             the path is not a git repository, or has no commit
     │   ├── CommandError            a CLI command failed (.argv, .returncode, .stderr)
     │   │   ├── GitError            ... a git command
-    │   │   └── TmuxError           ... a tmux command (also: the tmux server is gone)
+    │   │   ├── TmuxError           ... a tmux command (also: the tmux server is gone)
+    │   │   └── CommandFailed       ... a user's command in a worktree (RunCommand, setup)
     │   ├── ProgramExited           the agent program exited during start (.program, .exit_status)
     │   ├── BranchCheckedOut        the branch is checked out in another worktree
     │   ├── InvalidState            the instance is not in a state that allows the call
@@ -39,6 +41,7 @@ __all__ = [
     "BranchCheckedOut",
     "Cancelled",
     "CommandError",
+    "CommandFailed",
     "DuplicateTitle",
     "GitError",
     "InvalidState",
@@ -56,6 +59,7 @@ __all__ = [
     "TransactionError",
     "UnknownInstance",
     "ValidationError",
+    "VerificationError",
 ]
 
 
@@ -67,6 +71,13 @@ class ValidationError(SquadError):
     """An operation's ``validate`` refused an instance; recorded as that instance's failure.
 
     The message starts ``validation failed: `` and ``__cause__`` is the original exception.
+    """
+
+
+class VerificationError(SquadError):
+    """An operation's ``verify`` found, after a successful ``execute``, that its post-condition does
+    not hold (the message names the instance and what did not hold); recorded as that instance's
+    failure. The built-in operations raise it from their ``verify``.
     """
 
 
@@ -162,6 +173,23 @@ class GitError(CommandError):
 
 class TmuxError(CommandError):
     """A tmux command failed (including: the tmux server is not running)."""
+
+
+class CommandFailed(CommandError):
+    """A command run in an instance's worktree (:class:`~squadnb.RunCommand` with ``check=True``, or
+    a ``setup`` command of a new worktree) exited non-zero.
+
+    ``.exit_code`` is its exit status (also ``.returncode``), ``.stderr_tail`` the last lines of its
+    stderr (of its stdout when stderr is empty), ``.run`` the whole
+    :class:`~squadnb.ops.CommandRun` (output capped as it was captured).
+    """
+
+    def __init__(self, message: str, argv: Sequence[str], exit_code: int, stderr_tail: str,
+                 run: Any = None) -> None:
+        super().__init__(message, argv, exit_code, getattr(run, "stderr", stderr_tail))
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+        self.run = run
 
 
 class ProgramExited(SessionError):

@@ -7,37 +7,87 @@ operation          validation (raises :class:`~squadnb.errors.InvalidState`)  ro
 ``Start``          not already started; title not empty                    Kill
 ``Pause``          started and not paused                                  Resume
 ``Resume``         started and paused                                      Pause
-``Kill``           started                                                 not supported
+``Kill``           started; not pinned; with ``discard=False``, no          not supported
+                   uncommitted changes and no commits the kill would delete
 ``SendPrompt``     started, not paused; the prompt is not empty            not supported
+``RunCommand``     started, not paused, its worktree exists                not supported
 =================  ======================================================  =========================
 
 All are async (``async def execute``): they run on squadnb's loop under the executor's concurrency
 limit, and a timeout or cancel stops their git/tmux child processes.
+
+Verified outcomes: each operation's ``verify(instance)``, which the executor calls after a
+successful ``execute``, checks its post-condition against real tmux and git and raises
+:class:`~squadnb.errors.VerificationError` naming what did not hold (the instance is then a
+failure). Start: the session is alive and its agent runs in the worktree, which git lists on the
+branch. Pause: the session and the worktree are gone, and the branch holds the work (its tip is the
+tip before the pause or a descendant, and a new commit if the worktree had uncommitted changes).
+Resume: the worktree is back on the branch and the agent runs in it. Kill: no session, no worktree
+and no branch squadnb created are left. SendPrompt: the agent received the prompt (its pane changed
+since just before the prompt was sent, within :data:`PROMPT_SEEN_WITHIN` seconds). Pause and
+SendPrompt remember, per instance, what ``execute`` saw first; that memory is not pickled with the
+operation.
+
+Guard rails: a pinned instance (:meth:`~squadnb.session.Instance.pin`) is refused by every
+destructive operation (one with a true ``destructive`` attribute: Kill), with the reason in its
+result; Pause, Resume, Start and SendPrompt lose nothing and run on pinned instances too.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import os
+import weakref
+from typing import Any, Awaitable, Mapping, Sequence
 
 from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
 from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
+from squadnb.session import _postconditions as hold
+from squadnb.session._command import CommandRun, command_argv, failure, run_in_worktree
 from squadnb.session.instance import Instance, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
-           "BatchResumeOperation", "BatchStartOperation", "DiffOperation", "status_name",
-           "with_batch_options"]
+           "BatchResumeOperation", "BatchStartOperation", "CommandRun", "DiffOperation", "RunCommand",
+           "status_name", "with_batch_options"]
 
 
-def _require_started(instance: Instance) -> None:
+#: how long SendPrompt's verify waits for the pane to show the prompt
+PROMPT_SEEN_WITHIN = 10.0
+
+
+class _RemembersBefore:
+    """For an operation whose ``verify`` compares with what ``execute`` saw first: one value per
+    instance (weakly held, taken once by :meth:`_recall`), left out when the operation is pickled
+    (a journal stores the operation of a batch)."""
+
+    def _remember(self, instance: Instance, value: Any) -> None:
+        self.__dict__.setdefault("_before", weakref.WeakKeyDictionary())[instance] = value
+
+    def _recall(self, instance: Instance) -> Any:
+        return self.__dict__.get("_before", {}).pop(instance, None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_before"}
+
+
+def _require_worktree(instance: Instance) -> None:
     if not instance.started:
-        raise InvalidState(f"instance {instance.title!r} is not started")
-
-
-def _require_not_paused(instance: Instance) -> None:
-    _require_started(instance)
+        raise InvalidState(f"instance {instance.title!r} has no worktree: it is not started")
     if instance.paused:
-        raise InvalidState(f"instance {instance.title!r} is already paused")
+        raise InvalidState(f"instance {instance.title!r} has no worktree: it is paused")
+    if not os.path.isdir(instance.worktree_path):
+        raise InvalidState(f"instance {instance.title!r} has no worktree: "
+                           f"{instance.worktree_path!r} does not exist")
+
+
+def _refuse_pinned(instance: Instance, action: str) -> None:
+    """The check of every destructive operation: ``InvalidState`` naming the pin."""
+    if instance.pinned:
+        raise InvalidState(f"instance {instance.title!r} is pinned; unpin it to {action} it")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class BatchStartOperation(Operation):
@@ -57,13 +107,14 @@ class BatchStartOperation(Operation):
     def validate(self, instance: Instance) -> None:
         if not instance.title.strip():
             raise InvalidTitle("the instance's title is empty")
-        if not self.first_time_setup:
-            _require_not_paused(instance)
-        elif instance.started:
-            raise InvalidState(f"instance {instance.title!r} is already started")
+        instance.check("start" if self.first_time_setup else "restart")
 
     async def execute(self, instance: Instance) -> None:
         await instance.astart(self.first_time_setup)
+
+    async def verify(self, instance: Instance) -> None:
+        await hold.worktree_on_branch(instance, self.name)
+        await hold.agent_runs_in_worktree(instance, self.name)
 
     async def rollback(self, instance: Instance) -> None:
         if self.first_time_setup:
@@ -72,16 +123,25 @@ class BatchStartOperation(Operation):
             await instance.astop()
 
 
-class BatchPauseOperation(Operation):
+class BatchPauseOperation(_RemembersBefore, Operation):
     """Pause each instance (commit, remove the worktree, keep the branch). Rolled back by resuming."""
 
     name = "Pause"
 
     def validate(self, instance: Instance) -> None:
-        _require_not_paused(instance)
+        instance.check("pause")
 
     async def execute(self, instance: Instance) -> None:
+        tip = await instance.squad.git.branch_tip(instance.repo_path, instance.branch)
+        dirty, _ = await instance.arefresh_work()
+        self._remember(instance, (tip, dirty))
         await instance.apause()
+
+    async def verify(self, instance: Instance) -> None:
+        tip, dirty = self._recall(instance) or (None, False)
+        await hold.no_session(instance, self.name)
+        await hold.no_worktree(instance, self.name)
+        await hold.branch_holds(instance, self.name, tip, dirty)
 
     async def rollback(self, instance: Instance) -> None:
         await instance.aresume()
@@ -93,12 +153,14 @@ class BatchResumeOperation(Operation):
     name = "Resume"
 
     def validate(self, instance: Instance) -> None:
-        _require_started(instance)
-        if not instance.paused:
-            raise InvalidState(f"instance {instance.title!r} is not paused")
+        instance.check("resume")
 
     async def execute(self, instance: Instance) -> None:
         await instance.aresume()
+
+    async def verify(self, instance: Instance) -> None:
+        await hold.worktree_on_branch(instance, self.name)
+        await hold.agent_runs_in_worktree(instance, self.name)
 
     async def rollback(self, instance: Instance) -> None:
         await instance.apause()
@@ -106,21 +168,55 @@ class BatchResumeOperation(Operation):
 
 class BatchKillOperation(Operation):
     """Kill each instance (session, worktree, and the branch if squadnb created it). Terminal: no
-    rollback."""
+    rollback. Pinned instances are refused.
+
+    ``discard=True`` (the default, the seed's behaviour) throws away whatever the instance holds.
+    ``discard=False`` keeps instances whose kill would lose work: uncommitted changes in the worktree
+    (``dirty``), or commits on a branch squadnb created that its base commit has not (``ahead``;
+    a branch squadnb did not create survives the kill, so its commits do not count). Each refusal is
+    that instance's ``invalid`` result, saying what would be lost. That check runs git, so with
+    ``discard=False`` :meth:`validate` returns a coroutine after its quick checks (the engine awaits
+    it; a direct caller awaits it too).
+    """
 
     name = "Kill"
+    destructive = True
 
-    def validate(self, instance: Instance) -> None:
-        _require_started(instance)
+    def __init__(self, discard: bool = True) -> None:
+        self.discard = discard
+
+    def validate(self, instance: Instance) -> Awaitable[None] | None:
+        instance.check("kill")
+        _refuse_pinned(instance, "kill")
+        return None if self.discard else self._refuse_unsaved(instance)
+
+    @staticmethod
+    async def _refuse_unsaved(instance: Instance) -> None:
+        dirty, ahead = await instance.arefresh_work()
+        lost = ["uncommitted changes in its worktree"] if dirty else []
+        if ahead and not instance.is_existing_branch:
+            lost.append(f"{_plural(ahead, 'commit')} on branch {instance.branch!r} not on its base "
+                        "commit")
+        if lost:
+            raise InvalidState(f"instance {instance.title!r} has {' and '.join(lost)}; "
+                               "BatchKillOperation(discard=False) keeps it (discard=True throws "
+                               "the work away)")
 
     async def execute(self, instance: Instance) -> None:
         await instance.akill()
+
+    async def verify(self, instance: Instance) -> None:
+        await hold.no_session(instance, self.name)
+        if instance.repo_path:
+            await hold.no_worktree(instance, self.name)
+            if not instance.is_existing_branch:
+                await hold.no_branch(instance, self.name)
 
     async def rollback(self, instance: Instance) -> None:
         raise RollbackNotSupported(f"Kill cannot be rolled back (instance {instance.title!r})")
 
 
-class BatchPromptOperation(Operation):
+class BatchPromptOperation(_RemembersBefore, Operation):
     """Send ``prompt`` to each instance once its agent is ready (waits at most ``timeout`` seconds;
     default the squad's ``ready_timeout``). A prompt cannot be unsent: no rollback."""
 
@@ -131,12 +227,20 @@ class BatchPromptOperation(Operation):
         self.timeout = timeout
 
     def validate(self, instance: Instance) -> None:
-        _require_not_paused(instance)
+        instance.check("prompt")
         if not self.prompt or not self.prompt.strip():
             raise ValueError("the prompt is empty")
 
     async def execute(self, instance: Instance) -> None:
+        self._remember(instance, await hold.pane_text(instance))
         await instance.asend_prompt(self.prompt, self.timeout)
+
+    async def verify(self, instance: Instance) -> None:
+        before = self._recall(instance)
+        if before is None:  # not sent by this operation: all that can be checked is a live agent
+            await hold.agent_runs_in_worktree(instance, self.name)
+        else:
+            await hold.pane_changed(instance, self.name, before, PROMPT_SEEN_WITHIN)
 
     async def rollback(self, instance: Instance) -> None:
         raise RollbackNotSupported(f"SendPrompt cannot be rolled back (instance {instance.title!r})")
@@ -145,7 +249,7 @@ class BatchPromptOperation(Operation):
 def status_name(instance: Any) -> str:
     """The instance's status as the tables and the status filters spell it (``"paused"``)."""
     status = getattr(instance, "status", None)
-    return status.name.lower() if isinstance(status, Status) else str(status)
+    return status.label if isinstance(status, Status) else str(status)
 
 
 class _StatusIs:
@@ -173,6 +277,55 @@ def with_batch_options(operation: Any, *, retries: int = 0, retry_delay: float =
     if only_status:
         operation = ConditionalOperation(operation, _StatusIs(only_status))
     return operation
+
+
+class RunCommand(Operation):
+    """Run a command in each instance's worktree (not in the agent's pane); the value is its
+    :class:`CommandRun` (``exit_code``, ``stdout``, ``stderr``, ``seconds``; each stream only its last
+    64 KB, with ``stdout_truncated`` / ``stderr_truncated`` saying so).
+
+    :param command: a string runs under ``sh -c``; a sequence (argv) runs as is, with no shell.
+    :param timeout: seconds after which the command and every process it started are killed (its
+        own process group), and the instance fails with :class:`~squadnb.errors.OperationTimeout`;
+        None: no limit of its own (the executor's timeout or a cancel kill the group the same way).
+    :param env: variables added to the environment (which also has ``$SQUADNB_MAIN``, the main
+        checkout's path).
+    :param check: a non-zero exit is the instance's failure, a
+        :class:`~squadnb.errors.CommandFailed` holding the exit code and the last lines of stderr;
+        with ``check=False`` every finished command is a success and ``exit_code`` tells.
+
+    Validation refuses instances without a worktree (new, paused). A command cannot be undone: no
+    rollback. The operation's name is ``"RunCommand"``.
+    """
+
+    name = "RunCommand"
+
+    def __init__(self, command: str | Sequence[str], *, timeout: float | None = None,
+                 env: Mapping[str, str] | None = None, check: bool = True) -> None:
+        command_argv(command)  # refuse an empty command now, not once per instance
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds or None, not {timeout!r}")
+        self.command = command
+        self.timeout = timeout
+        self.env = dict(env) if env is not None else None
+        self.check = check
+
+    def validate(self, instance: Instance) -> None:
+        _require_worktree(instance)
+
+    async def execute(self, instance: Instance) -> CommandRun:
+        who = f"instance {instance.title!r}: "
+        run = await run_in_worktree(self.command, instance.worktree_path, main=instance.repo_path,
+                                    timeout=self.timeout, env=self.env, who=who)
+        if self.check and run.exit_code != 0:
+            raise failure(run, self.command, f"{who}command")
+        return run
+
+    async def rollback(self, instance: Instance) -> None:
+        raise RollbackNotSupported(f"RunCommand cannot be rolled back (instance {instance.title!r})")
+
+    def __repr__(self) -> str:
+        return f"RunCommand({self.command!r})"
 
 
 class DiffOperation(Operation):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import re
 import subprocess
 import sys
+
+import pytest
 
 import squadnb
 import squadnb.engine
@@ -74,17 +77,30 @@ def test_error_tree_in_docstring_matches_classes_and_all() -> None:
     assert issubclass(squadnb.errors.OperationTimeout, TimeoutError)
 
 
-def test_import_squadnb_is_light() -> None:
-    code = ("import sys, squadnb; "
-            "heavy = [m for m in ('pandas', 'tqdm', 'ipywidgets', 'squadnb.engine') if m in sys.modules]; "
-            "print(heavy)")
+def _loaded_after(statement: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after running ``statement``."""
+    code = f"import sys; {statement}; print([m for m in {modules!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    return ast.literal_eval(out.stdout)
 
 
-def test_engine_import_does_not_load_pandas_tqdm_or_widgets() -> None:
-    code = ("import sys, squadnb; squadnb.BatchExecutor; squadnb.PartialResult; "
-            "squadnb.ProgressTracker; "
-            "print([m for m in ('pandas', 'tqdm', 'ipywidgets') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+HEAVY = ("pandas", "tqdm", "ipywidgets", "matplotlib", "dask")
+
+
+@pytest.mark.parametrize("statement", [
+    "import squadnb",
+    "import squadnb, squadnb.session, squadnb.ops, squadnb.agents.demo",
+    "import squadnb; squadnb.BatchExecutor; squadnb.PartialResult; squadnb.ProgressTracker",
+])
+def test_imports_stay_light(statement: str) -> None:
+    assert _loaded_after(statement, HEAVY) == []
+
+
+def test_import_squadnb_loads_no_engine() -> None:
+    assert _loaded_after("import squadnb", ("squadnb.engine",)) == []
+
+
+def test_sessions_do_not_load_the_executor() -> None:
+    # Shared rendering lives in squadnb._html, outside the engine.
+    assert _loaded_after("import squadnb.session", ("squadnb.engine.executor",
+                                                    "squadnb.engine")) == []

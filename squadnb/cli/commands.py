@@ -45,10 +45,6 @@ def open_squad(args: argparse.Namespace) -> Squad:
     return Squad(home=args.home, repo=args.repo or ".", program=args.program, tmux_socket=args.socket)
 
 
-def _status_names() -> list[str]:
-    return [status.name.lower() for status in Status]
-
-
 def _selection(squad: Squad, args: argparse.Namespace, *, default_all: bool) -> pd.DataFrame:
     """The rows of the ``ls`` table the targets name, in the order given (titles) or the squad's.
 
@@ -56,7 +52,11 @@ def _selection(squad: Squad, args: argparse.Namespace, *, default_all: bool) -> 
         not a status, the expression is bad, or nothing matches.
     """
     titles: list[str] = list(getattr(args, "titles", []) or [])
-    statuses = [s.strip().lower() for value in args.status or [] for s in value.split(",") if s.strip()]
+    try:
+        statuses = [Status.parse(s).label for value in args.status or [] for s in value.split(",")
+                    if s.strip()]
+    except ValueError as exc:  # names every status
+        raise UsageError(str(exc)) from None
     if args.all and titles:
         raise UsageError("name instances or pass --all, not both")
     if not (titles or args.all or statuses or args.where) and not default_all:
@@ -71,10 +71,6 @@ def _selection(squad: Squad, args: argparse.Namespace, *, default_all: bool) -> 
         frame = frame.set_index("title", drop=False).loc[list(dict.fromkeys(titles))]
         frame = frame.reset_index(drop=True)
     if statuses:
-        bad = [s for s in statuses if s not in _status_names()]
-        if bad:
-            raise UsageError(f"unknown status {', '.join(map(repr, bad))} "
-                             f"(one of: {', '.join(_status_names())})")
         frame = frame[frame["status"].isin(statuses)]
     if args.where:
         try:

@@ -16,33 +16,22 @@ import inspect
 import signal
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from datetime import datetime, timezone
+from typing import Any, Callable, Coroutine, Iterable
 
 from squadnb import _loop
 from squadnb.engine._invoke import Attempts, attempts, operation_timeout, run_in_thread
-from squadnb.engine.operation import (
-    Operation,
-    Skip,
-    non_negative_seconds,
-    op_name,
-    validation_error,
-)
+from squadnb.engine._seconds import Seconds, check_timeout, non_negative_seconds
+from squadnb.engine.operation import Operation, Skip, op_name, validation_error
 from squadnb.engine.progress import Bar, Progress, ProgressTracker, check_progress, make_bar
 from squadnb.engine.result import OperationResult, PartialResult, instance_label
 from squadnb.errors import (
     BatchInterrupted,
     Cancelled,
     OperationTimeout,
-    RollbackIncomplete,
-    RollbackNotSupported,
-    RolledBack,
-    TransactionError,
 )
 
 __all__ = ["BatchExecutor", "BatchFuture"]
-
-Seconds = float | timedelta
 
 _CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
 _CANCELLED = "batch cancelled"
@@ -51,16 +40,6 @@ _DEADLINE = "batch deadline passed"
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def check_timeout(timeout: Seconds | None) -> float | None:
-    """Seconds as a float, ``None`` for no limit; ``ValueError`` for zero or negative."""
-    if timeout is None:
-        return None
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-    if not seconds > 0:
-        raise ValueError(f"timeout must be positive seconds or None (no limit), got {timeout!r}")
-    return seconds
 
 
 class _Worker:
@@ -126,6 +105,10 @@ class _Worker:
                     error = validation_error(exc)
             if error is None and not skipped:
                 counter.count = 1
+                # _invoke.call inlined on purpose: it would ask iscoroutinefunction and add a
+                # coroutine frame for every instance; here that is decided once per batch
+                # (_Run.execute_async), which keeps the per-instance overhead (benchmarks/
+                # engine_overhead.py) at one coroutine call.
                 if run.execute_async:
                     value = await run.execute(instance)
                 else:
@@ -150,8 +133,8 @@ class _Worker:
             else:
                 error = Cancelled(f"cancelled while running ({run.stop_reason})")
             error.__cause__ = cause
-        return OperationResult(instance, run.operation, error, value, start, _now(), False,
-                               counter.count, skipped)
+        return OperationResult(instance, run.operation, error=error, value=value, start_time=start,
+                               end_time=_now(), attempts=counter.count, skipped=skipped)
 
 
 class _Run:
@@ -247,24 +230,15 @@ class _Run:
             if result is None:  # never started
                 self.record(index, OperationResult(
                     self.instances[index], self.operation,
-                    Cancelled(f"cancelled before it started ({reason})"), start_time=now, end_time=now))
-        result = PartialResult(self.successes, self.failures, self.total, start, _now(),
-                               self.results, self.skipped, self.operation)  # type: ignore[arg-type]
+                    error=Cancelled(f"cancelled before it started ({reason})"), start_time=now,
+                    end_time=now))
+        result = PartialResult(successes=self.successes, failures=self.failures, total=self.total,
+                               start_time=start, end_time=_now(),
+                               results=self.results,  # type: ignore[arg-type]  # all set by now
+                               skipped=self.skipped, operation=self.operation)
         if self.bar is not None:
             self.bar.close(failed=bool(self.failures))
         return result
-
-
-class _RollbackOf(Operation):
-    """The rollback phase as a batch of its own: ``execute`` is the operation's ``rollback``."""
-
-    def __init__(self, operation: Any) -> None:
-        self.name = f"Rollback({op_name(operation)})"
-        self.operation = operation
-        self.execute = getattr(operation, "rollback", None) or self._unsupported  # type: ignore
-
-    def _unsupported(self, instance: Any) -> None:
-        raise RollbackNotSupported(f"{op_name(self.operation)} cannot be rolled back")
 
 
 class BatchFuture:
@@ -392,31 +366,12 @@ class BatchExecutor:
             if run.result is not None:
                 self.last_result = run.result
 
-    async def _atransaction(self, run: _Run, progress: Progress) -> PartialResult:
-        try:
-            result = await self._aexecute(run)
-        except asyncio.CancelledError:
-            if run.result is not None and run.result.successes:
-                await asyncio.shield(self._rollback(run.result, progress))
-            raise
-        if not result.failures:
-            return result
-        rollback = await asyncio.shield(self._rollback(result, progress))
-        raise _transaction_error(result, rollback) from result.error()
+    def _atransaction(self, run: _Run, progress: Progress) -> Coroutine[Any, Any, PartialResult]:
+        # Imported at call time: transaction.py builds on this module (TransactionManager wraps a
+        # BatchExecutor), so importing it at the top would be a cycle.
+        from squadnb.engine.transaction import arun_with_rollback
 
-    async def _rollback(self, result: PartialResult, progress: Progress) -> PartialResult:
-        """Undo every success (never skips) under a fresh timeout and no deadline; mark
-        ``rolled_back`` where the undo succeeded. The rollback's results follow the batch's input
-        order, like every ``results`` list."""
-        done = [r for r in result.results if r.success]
-        operation = _RollbackOf(result.operation)
-        bar = make_bar(progress, len(done), operation.name) if done else None
-        run = _Run([r.instance for r in done], operation, None, bar, self._max_concurrency,
-                   self._timeout, None)
-        rollback = await run.run()
-        for original, undo in zip(done, rollback.results):
-            original.rolled_back = undo.success
-        return rollback
+        return arun_with_rollback(self, run, progress)
 
     def submit(self, instances: Iterable[Any], operation: Any, tracker: ProgressTracker | None = None,
                *, progress: Progress = False, deadline: Seconds | None = None,
@@ -512,14 +467,3 @@ def _refuse_loop_thread() -> None:
     if _loop.in_loop_thread():
         raise RuntimeError("BatchExecutor.execute blocks, and was called from squadnb's own event loop "
                            "thread, where it would deadlock; await aexecute() there instead")
-
-
-def _transaction_error(result: PartialResult, rollback: PartialResult) -> TransactionError:
-    name = op_name(result.operation)
-    failed = f"{name} failed on {len(result.failures)} of {result.total} instances"
-    if rollback.failures:
-        return RollbackIncomplete(
-            f"{failed}, and rollback partially failed: {len(rollback.failures)} of {rollback.total} "
-            f"successes not restored ({rollback.error()})", result, rollback)
-    undone = f"rolled back the {rollback.total} that succeeded" if rollback.total else "nothing to roll back"
-    return RolledBack(f"{failed}; {undone}: {result.error()}", result, rollback)

@@ -5,11 +5,13 @@ the three combinators: :class:`CompositeOperation`, :class:`ConditionalOperation
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from datetime import timedelta
 from typing import Any, Callable, overload
 
 from squadnb.engine._invoke import attempts, call, call_inline, operation_timeout
+from squadnb.engine._seconds import non_negative_seconds
 from squadnb.errors import RollbackNotSupported, SquadError, ValidationError
 
 __all__ = [
@@ -133,15 +135,6 @@ def validation_error(cause: BaseException) -> ValidationError:
     error.__cause__ = cause
     error.__suppress_context__ = True
     return error
-
-
-def non_negative_seconds(value: float | timedelta, what: str) -> float:
-    """``value`` (seconds or a ``timedelta``) as float seconds; ``ValueError`` naming ``what`` when
-    negative."""
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds < 0:
-        raise ValueError(f"{what} must not be negative, got {value!r}")
-    return seconds
 
 
 class CompositeOperation(Operation):
@@ -275,7 +268,8 @@ class RetryOperation(Operation):
     ``__cause__``. The executor's timeout bounds all attempts and delays together, and the attempts
     made are recorded as ``OperationResult.attempts``. Name: ``Retry(<op>)``.
 
-    :raises ValueError: ``max_retries``, ``delay`` or ``jitter`` negative, or ``backoff`` negative.
+    :raises ValueError: ``max_retries``, ``delay``, ``jitter`` or ``backoff`` negative, or a NaN or
+        infinite ``delay``, ``jitter`` or ``backoff`` (the message names it).
     """
 
     def __init__(self, op: Any, max_retries: int = 3, delay: float | timedelta = 1.0,
@@ -283,6 +277,8 @@ class RetryOperation(Operation):
                  retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must not be negative, got {max_retries!r}")
+        if not math.isfinite(backoff):
+            raise ValueError(f"backoff must be a finite number, got {backoff!r}")
         if backoff < 0:
             raise ValueError(f"backoff must not be negative, got {backoff!r}")
         self.operation = op

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field, fields, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +38,13 @@ class OperationResult:
     returned; ``start_time``/``end_time`` aware UTC datetimes; ``attempts`` the number of ``execute``
     calls made (0 when it never ran: invalid, skipped, or cancelled before it started);
     ``rolled_back`` True once a transaction's rollback of this success succeeded; ``skipped`` True
-    where a :class:`~squadnb.ConditionalOperation`'s predicate was false.
+    where a :class:`~squadnb.ConditionalOperation`'s predicate was false. Every field after
+    ``operation`` is keyword-only.
     """
 
     instance: Any
     operation: Any
+    _: KW_ONLY
     error: BaseException | None = None
     value: Any = None
     start_time: datetime = field(default_factory=_now)
@@ -82,14 +85,14 @@ class OperationResult:
                 f"{self.status}{detail})")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, kw_only=True)
 class PartialResult:
     """The outcome of a batch: every instance's :class:`OperationResult`, split by outcome.
 
     ``results`` is in input order; ``successes`` and ``failures`` in completion order; ``skipped``
     holds a conditional's skips (in neither of the other two). A rolled-back success stays in
     ``successes`` with status ``"rolled back"``. Built by the executor; when built by hand without
-    ``results``, ``results`` is ``successes + failures + skipped``.
+    ``results``, ``results`` is ``successes + failures + skipped``. Every field is keyword-only.
     """
 
     successes: list[OperationResult] = field(default_factory=list)
@@ -151,18 +154,24 @@ class PartialResult:
         text = f"{', '.join(parts)} of {self.total} in {self.duration.total_seconds():.1f}s"
         return f"{name}: {text}" if name else text
 
-    def to_dataframe(self) -> pd.DataFrame:
+    def to_dataframe(self, values: bool = False) -> pd.DataFrame:
         """One row per instance, in input order.
 
         Columns: ``instance`` (title, else ``str``), ``operation`` (name), ``status``, ``ok`` (nullable
         boolean: NA where skipped), ``error`` (message, NA on success), ``error_type`` (class name),
         ``value`` (object), ``attempts`` (int), ``start_time`` (datetime, UTC), ``elapsed``
         (Timedelta). Imports pandas on first use.
+
+        :param values: also spread each value that is a dataclass instance or a mapping into columns
+            of its own, after these (a :class:`~squadnb.ops.CommandRun` gives ``exit_code``,
+            ``stdout``, …, ``seconds``), in the order the fields are first met; a row without that
+            field has NA there. A field named like one of the columns above is prefixed ``value_``.
+            A column of ints (or bools) with NA is a nullable ``Int64`` (``boolean``) column.
         """
         import pandas as pd
 
         rows = self.results
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "instance": pd.Series([instance_label(r.instance) for r in rows], dtype="str"),
             "operation": pd.Series([op_name(r.operation) for r in rows], dtype="str"),
             "status": pd.Series([r.status for r in rows], dtype="str"),
@@ -177,17 +186,53 @@ class PartialResult:
             "elapsed": pd.to_timedelta(pd.Series([r.duration for r in rows], dtype=object))
                          .astype("timedelta64[ns]"),
         }, columns=list(COLUMNS))
+        if values:
+            for name, column in _spread([r.value for r in rows]).items():
+                frame["value_" + name if name in COLUMNS else name] = column
+        return frame
 
     def __repr__(self) -> str:
         return f"PartialResult({self.summary()})"
 
     def __str__(self) -> str:
         """The summary line and the table as text (the fallback where HTML does not render)."""
-        from squadnb.engine._html import result_text
+        from squadnb._html import result_text
 
         return result_text(self.summary(), self.to_dataframe())
 
     def _repr_html_(self) -> str:
-        from squadnb.engine._html import result_html
+        from squadnb._html import result_html
 
         return result_html(self.summary(), self.to_dataframe())
+
+
+def _fields_of(value: Any) -> dict[Any, Any] | None:
+    """A dataclass instance's fields or a mapping's items; None for any other value."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return dict(value)
+    return None
+
+
+def _spread(values: list[Any]) -> dict[str, pd.Series]:
+    """One column per field of the spreadable values (first-met order), NA where a row lacks it."""
+    import pandas as pd
+
+    spread = [_fields_of(v) for v in values]
+    names = list(dict.fromkeys(key for row in spread if row for key in row))
+    columns: dict[str, pd.Series] = {}
+    for name in names:
+        cells = [row[name] if row and name in row else None for row in spread]
+        present = [c for c in cells if c is not None]
+        missing = len(present) < len(cells)
+        if present and all(isinstance(c, bool) for c in present):
+            dtype = "boolean" if missing else "bool"
+        elif present and all(isinstance(c, int) and not isinstance(c, bool) for c in present):
+            dtype = "Int64" if missing else "int64"
+        elif present and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in present):
+            dtype = "float64"
+        else:
+            dtype = "object"
+        columns[str(name)] = pd.Series(cells, dtype=dtype)
+    return columns

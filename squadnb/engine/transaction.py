@@ -1,20 +1,86 @@
-"""All-or-nothing batches (:class:`TransactionManager`) and sequences of batches
-(:class:`OperationChain`). A rolled-back batch raises :class:`~squadnb.errors.RolledBack` or
-:class:`~squadnb.errors.RollbackIncomplete` (both :class:`~squadnb.errors.TransactionError`)."""
+"""All-or-nothing batches and sequences of batches: the rollback of a failed batch
+(:func:`arun_with_rollback`, behind :meth:`BatchExecutor.execute_with_rollback`),
+:class:`TransactionManager` and :class:`OperationChain`. A rolled-back batch raises
+:class:`~squadnb.errors.RolledBack` or :class:`~squadnb.errors.RollbackIncomplete` (both
+:class:`~squadnb.errors.TransactionError`).
+
+Imports run one way: this module builds on :mod:`squadnb.engine.executor` (a transaction is a batch,
+then a rollback batch, both run by the executor's machinery; :class:`TransactionManager` wraps a
+:class:`BatchExecutor`). ``BatchExecutor.execute_with_rollback`` is the executor's public spelling of
+a transaction (DESIGN §3), so the executor reaches :func:`arun_with_rollback` through one import at
+call time rather than owning the rollback code itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Iterable
 
 from squadnb import _loop
-from squadnb.engine.executor import BatchExecutor, Seconds
-from squadnb.engine.operation import op_name
-from squadnb.engine.progress import Progress, ProgressTracker
+from squadnb.engine._seconds import Seconds
+from squadnb.engine.executor import BatchExecutor, _Run
+from squadnb.engine.operation import Operation, op_name
+from squadnb.engine.progress import Progress, ProgressTracker, make_bar
 from squadnb.engine.result import PartialResult
-from squadnb.errors import RollbackIncomplete, RolledBack, TransactionError
+from squadnb.errors import RollbackIncomplete, RollbackNotSupported, RolledBack, TransactionError
 
 __all__ = ["OperationChain", "RollbackIncomplete", "RolledBack", "TransactionError",
-           "TransactionManager"]
+           "TransactionManager", "arun_with_rollback"]
+
+
+class _RollbackOf(Operation):
+    """The rollback phase as a batch of its own: ``execute`` is the operation's ``rollback``."""
+
+    def __init__(self, operation: Any) -> None:
+        self.name = f"Rollback({op_name(operation)})"
+        self.operation = operation
+        self.execute = getattr(operation, "rollback", None) or self._unsupported  # type: ignore
+
+    def _unsupported(self, instance: Any) -> None:
+        raise RollbackNotSupported(f"{op_name(self.operation)} cannot be rolled back")
+
+
+async def arun_with_rollback(executor: BatchExecutor, run: _Run, progress: Progress) -> PartialResult:
+    """Run the prepared batch ``run`` with ``executor``; return its result when nothing failed,
+    otherwise roll back every success and raise :class:`~squadnb.errors.RolledBack` or
+    :class:`~squadnb.errors.RollbackIncomplete`. When the batch itself is cancelled, its successes are
+    rolled back (shielded) before the cancellation goes on."""
+    try:
+        result = await executor._aexecute(run)
+    except asyncio.CancelledError:
+        if run.result is not None and run.result.successes:
+            await asyncio.shield(_rollback(executor, run.result, progress))
+        raise
+    if not result.failures:
+        return result
+    rollback = await asyncio.shield(_rollback(executor, result, progress))
+    raise _transaction_error(result, rollback) from result.error()
+
+
+async def _rollback(executor: BatchExecutor, result: PartialResult, progress: Progress) -> PartialResult:
+    """Undo every success (never skips) under a fresh timeout and no deadline; mark ``rolled_back``
+    where the undo succeeded. The rollback's results follow the batch's input order, like every
+    ``results`` list."""
+    done = [r for r in result.results if r.success]
+    operation = _RollbackOf(result.operation)
+    bar = make_bar(progress, len(done), operation.name) if done else None
+    run = _Run([r.instance for r in done], operation, None, bar, executor.max_concurrency,
+               executor.timeout, None)
+    rollback = await run.run()
+    for original, undo in zip(done, rollback.results):
+        original.rolled_back = undo.success
+    return rollback
+
+
+def _transaction_error(result: PartialResult, rollback: PartialResult) -> TransactionError:
+    name = op_name(result.operation)
+    failed = f"{name} failed on {len(result.failures)} of {result.total} instances"
+    if rollback.failures:
+        return RollbackIncomplete(
+            f"{failed}, and rollback partially failed: {len(rollback.failures)} of {rollback.total} "
+            f"successes not restored ({rollback.error()})", result, rollback)
+    undone = f"rolled back the {rollback.total} that succeeded" if rollback.total else "nothing to roll back"
+    return RolledBack(f"{failed}; {undone}: {result.error()}", result, rollback)
 
 
 class TransactionManager:

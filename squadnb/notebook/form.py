@@ -37,14 +37,14 @@ _BUILTINS: dict[str, Callable[["BatchForm"], Any]] = {
     "Start": lambda form: BatchStartOperation(),
     "Pause": lambda form: BatchPauseOperation(),
     "Resume": lambda form: BatchResumeOperation(),
-    "Kill": lambda form: BatchKillOperation(),
+    "Kill": lambda form: BatchKillOperation(discard=form.discard.value),
     "Prompt": lambda form: BatchPromptOperation(form._prompt_text()),
 }
 _DESTRUCTIVE = {"Kill"}
 
 
 def _status_options() -> list[tuple[str, str]]:
-    return [("any status", _ANY)] + [(s.name.lower(), s.name.lower()) for s in Status]
+    return [("any status", _ANY)] + [(s.label, s.label) for s in Status]
 
 
 class BatchForm:
@@ -62,8 +62,12 @@ class BatchForm:
         The :class:`~squadnb.BatchExecutor` to run on; by default a new one. The concurrency and
         timeout widgets start from its settings and are applied to it before each run.
 
+    Kill keeps instances whose kill would lose work (``BatchKillOperation(discard=False)``: uncommitted
+    changes, unmerged commits; each is an ``invalid`` row saying why) unless the ``discard`` checkbox,
+    shown with Kill, is ticked. Pinned instances are never killed.
+
     Every widget is an attribute (``instances``, ``status_filter``, ``operation``, ``prompt``,
-    ``retries``, ``retry_delay``, ``only_status``, ``concurrency``, ``timeout``, ``transaction``,
+    ``discard``, ``retries``, ``retry_delay``, ``only_status``, ``concurrency``, ``timeout``, ``transaction``,
     ``run_button``, ``cancel_button``, ``confirm_button``, ``back_button``, ``retry_button``,
     ``progress``, ``message``, ``output``), so a test or a notebook can set ``.value`` and call
     ``.click()``. :meth:`wait` blocks until the running batch is finished; ``last_result`` holds its
@@ -118,6 +122,9 @@ class BatchForm:
                                     description="Operation")
         self.prompt = w.Textarea(placeholder="prompt text sent to each agent", description="Prompt",
                                  layout=w.Layout(display="none", width="90%"))
+        self.discard = w.Checkbox(value=False, indent=False,
+                                  description="Discard uncommitted changes and unmerged commits",
+                                  layout=w.Layout(display="none"))
         self.retries = w.BoundedIntText(value=0, min=0, max=20, description="Retries")
         self.retry_delay = w.BoundedFloatText(value=1.0, min=0.0, max=600.0, step=0.5,
                                               description="Delay (s)")
@@ -162,6 +169,7 @@ class BatchForm:
             self.selection_count,
             self.operation,
             self.prompt,
+            self.discard,
             w.HBox([self.retries, self.retry_delay]),
             self.only_status,
             w.HBox([self.concurrency, self.timeout]),
@@ -206,6 +214,7 @@ class BatchForm:
 
     def _on_operation(self, change: Any) -> None:
         self.prompt.layout.display = "" if change["new"] == "Prompt" else "none"
+        self.discard.layout.display = "" if change["new"] == "Kill" else "none"
 
     # ---------------------------------------------------------------- running
     def _prompt_text(self) -> str:
@@ -244,9 +253,11 @@ class BatchForm:
     def _ask_confirmation(self, targets: list[Any], op: Any) -> None:
         self._pending = (targets, op)
         n = len(targets)
+        keeps = self.operation.value == "Kill" and not self.discard.value
         self.confirm_label.value = (
             f"<b>{html.escape(self.operation.value)} {n} instance{'s' if n != 1 else ''}?</b> "
-            f"This cannot be undone.")
+            + ("Instances with uncommitted changes or unmerged commits are kept; the others cannot "
+               "be brought back." if keeps else "This cannot be undone."))
         self.confirm_box.layout.display = ""
         self.run_button.disabled = True
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from squadnb.engine._html import STATUS_STYLES
+from squadnb._html import STATUS_STYLES
 
 __all__ = ["STATUS_COLOURS", "frame", "summarize", "timeline", "to_csv", "to_html"]
 

@@ -2,7 +2,8 @@
 
 ``state.json`` holds started instances in claude-squad's schema (so ``cs`` can load them);
 ``pending.json`` holds instances created but not started yet (same entry schema plus ``prompt``);
-``config.json`` holds the settings. Every write reads the file, changes the entries of the given titles
+``config.json`` holds the settings; ``pins.json`` (squadnb's own file, 0600: claude-squad's schema
+has no field for it) holds the titles of pinned instances. Every write reads the file, changes the entries of the given titles
 only, and replaces it atomically (temp file + fsync + rename) while holding an exclusive ``fcntl`` lock
 on ``<home>/.squadnb.lock``: two processes (or two Squad objects) on one home never lose each other's
 writes, and entries squadnb does not know (written by ``cs``) are kept as they are. A file that cannot
@@ -114,6 +115,7 @@ class Store:
         self.pending_path = home / "pending.json"
         self.config_path = home / "config.json"
         self.lock_path = home / ".squadnb.lock"
+        self.pins_path = home / "pins.json"
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -144,7 +146,7 @@ class Store:
         data.setdefault("help_screens_seen", 0)
         return data
 
-    def _write(self, path: Path, data: dict[str, Any]) -> None:
+    def _write(self, path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -152,7 +154,7 @@ class Store:
                 handle.write("\n")
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(temp, 0o644)
+            os.chmod(temp, mode)
             os.replace(temp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -193,11 +195,42 @@ class Store:
         self._mutate(change)
 
     def delete(self, title: str) -> None:
-        """Remove the entry of ``title`` from both files."""
+        """Remove the entry of ``title`` from both files, and its pin (a later instance of the same
+        title starts unpinned)."""
         def change(state: list[Any], pending: list[Any]) -> None:
             state[:] = [e for e in state if not _titled(e, title)]
             pending[:] = [e for e in pending if not _titled(e, title)]
         self._mutate(change)
+        self.set_pinned(title, False)
+
+    def load_pins(self) -> set[str]:
+        """The titles in ``pins.json`` (empty when there is no file). Raises :class:`StateFileError`
+        when the file is not ``{"pinned": [<title>, ...]}``; the file is left as is."""
+        try:
+            text = self.pins_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return set()
+        except OSError as exc:
+            raise StateFileError(f"cannot read {self.pins_path}: {exc}") from exc
+        try:
+            data = json.loads(text) if text.strip() else {"pinned": []}
+        except json.JSONDecodeError as exc:
+            raise StateFileError(f"{self.pins_path} is not valid JSON ({exc}); the file was left as "
+                                 "is") from exc
+        titles = data.get("pinned") if isinstance(data, dict) else None
+        if not isinstance(titles, list) or not all(isinstance(t, str) for t in titles):
+            raise StateFileError(f"{self.pins_path} does not hold an object with a 'pinned' list of "
+                                 "titles; the file was left as is")
+        return set(titles)
+
+    def set_pinned(self, title: str, pinned: bool) -> None:
+        """Add ``title`` to ``pins.json`` or remove it, under the home's lock (atomic write, 0600);
+        no write when nothing changes."""
+        with self.locked():
+            before = self.load_pins()
+            after = before | {title} if pinned else before - {title}
+            if after != before:
+                self._write(self.pins_path, {"pinned": sorted(after)}, mode=0o600)
 
     def load_config(self) -> dict[str, Any]:
         """config.json with claude-squad's defaults merged in for missing keys (a missing file is

@@ -12,7 +12,9 @@ commit for ``index.lock`` (claude-squad #284).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,10 +24,26 @@ from typing import Mapping
 from squadnb.errors import GitError, NotAGitRepo
 from squadnb.session._run import Completed, Runner, run_command
 
-__all__ = ["DiffStats", "Git", "Worktree"]
+__all__ = ["DiffStats", "Git", "Worktree", "branch_name"]
 
 NO_COMMIT = ("this appears to be a brand new repository: please create an initial commit before "
              "creating an instance")
+
+
+def _clean_ref(text: str) -> str:
+    text = re.sub(r"[^a-z0-9\-_/.]+", "", text.lower().replace(" ", "-"))
+    text = re.sub(r"\.{2,}", ".", re.sub(r"-+", "-", text))
+    parts = [p.strip(".").removesuffix(".lock").strip(".") for p in text.split("/")]
+    return "/".join(p for p in parts if p).strip("-/")
+
+
+def branch_name(prefix: str, title: str) -> str:
+    """claude-squad's ``sanitize(prefix + title)`` (lower case, spaces to ``-``, only ``[a-z0-9-_/.]``),
+    made a valid ref (no ``..``, no component starting or ending with ``.``, no ``.lock``). A title with
+    nothing left (``修正``, ``!!!``) gets ``t-<hash>`` instead of collapsing to the bare prefix."""
+    tail = _clean_ref(title) or "t-" + hashlib.sha1(title.encode()).hexdigest()[:8]
+    head = _clean_ref(prefix)
+    return f"{head}/{tail}" if head else tail
 
 
 @dataclass(frozen=True)
@@ -170,6 +188,29 @@ class Git:
         await self._check(worktree, "add", "-A")
         async with self.lock(repo):
             await self._check(worktree, "commit", "--no-verify", "--quiet", "-m", message)
+
+    async def branch_tip(self, repo: str, branch: str) -> str | None:
+        """The commit ``branch`` points at; None when the branch does not exist."""
+        done = await self._call(repo, "rev-parse", "--verify", "--quiet",
+                                f"refs/heads/{branch}^{{commit}}")
+        return done.stdout.strip() if done.ok else None
+
+    async def is_ancestor(self, repo: str, ancestor: str, descendant: str) -> bool:
+        """True when commit ``ancestor`` is ``descendant`` or one of its ancestors
+        (``merge-base --is-ancestor``)."""
+        return (await self._call(repo, "merge-base", "--is-ancestor", ancestor, descendant)).ok
+
+    async def commits_ahead(self, repo: str, base: str, branch: str) -> int:
+        """How many commits ``branch`` has that ``base`` (a commit) has not: ``rev-list --count
+        base..refs/heads/<branch>``, a read that takes no lock. 0 when the branch does not exist;
+        :class:`GitError` when ``base`` is not a commit of the repository."""
+        done = await self._call(repo, "rev-list", "--count", f"{base}..refs/heads/{branch}", "--")
+        if done.ok:
+            return int(done.stdout.strip() or 0)
+        if not await self.branch_exists(repo, branch):
+            return 0
+        raise GitError(f"git rev-list failed: {done.stderr.strip()}", done.argv, done.returncode,
+                       done.stderr)
 
     async def commits_not_in_head(self, repo: str, branch: str) -> int:
         done = await self._check(repo, "rev-list", "--count", f"HEAD..{branch}")

@@ -12,53 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import hashlib
 import os
-import re
-import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Generator, Iterator, TypeVar
 
-from squadnb._loop import on_loop, run_sync
+from squadnb._loop import on_loop, run_sync, twin_docs
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle,
                             ProgramExited, SessionError, TmuxError)
-from squadnb.session._programs import ProgramProfile, profile_for, with_continue
+from squadnb.session import _pane
+from squadnb.session._programs import profile_for, with_continue
+from squadnb.session._status import Status, refusal
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData
-from squadnb.session.git import DiffStats
+from squadnb.session.git import DiffStats, branch_name
 
 if TYPE_CHECKING:
     from squadnb.session.squad import Squad
 
-__all__ = ["Instance", "Status", "branch_name"]
+__all__ = ["Instance", "Status"]
 
-#: a program counts as running once it has shown output and stayed alive this long ...
-START_SETTLE = 0.15
-#: ... or, if it shows nothing, once it has stayed alive this long
-START_QUIET = 1.0
-POLL = 0.05
-#: with nothing to compare against, a status look takes a second capture this much later
-FIRST_LOOK_GAP = 0.25
+T = TypeVar("T")
+
 #: persisted diff text is cut to this many characters (claude-squad stores it whole)
 DIFF_CONTENT_LIMIT = 100_000
-
-
-class Status(enum.IntEnum):
-    """An instance's state. 0–3 are claude-squad's on-disk integers (pinned by a test); DEAD,
-    NEEDS_INPUT and NEW never reach a claude-squad file (DEAD and NEEDS_INPUT are written as READY and
-    recomputed on refresh; NEW instances live in ``pending.json``)."""
-
-    RUNNING = 0
-    READY = 1
-    LOADING = 2
-    PAUSED = 3
-    DEAD = 4
-    NEEDS_INPUT = 5
-    NEW = 6
-
-    def to_disk(self) -> int:
-        return int(self) if self <= Status.PAUSED else int(Status.READY)
 
 
 def _now() -> datetime:
@@ -72,22 +49,7 @@ def _parse_time(text: str) -> datetime:
         return _now()
 
 
-def _clean_ref(text: str) -> str:
-    text = re.sub(r"[^a-z0-9\-_/.]+", "", text.lower().replace(" ", "-"))
-    text = re.sub(r"\.{2,}", ".", re.sub(r"-+", "-", text))
-    parts = [p.strip(".").removesuffix(".lock").strip(".") for p in text.split("/")]
-    return "/".join(p for p in parts if p).strip("-/")
-
-
-def branch_name(prefix: str, title: str) -> str:
-    """claude-squad's ``sanitize(prefix + title)`` (lower case, spaces to ``-``, only ``[a-z0-9-_/.]``),
-    made a valid ref (no ``..``, no component starting or ending with ``.``, no ``.lock``). A title with
-    nothing left (``修正``, ``!!!``) gets ``t-<hash>`` instead of collapsing to the bare prefix."""
-    tail = _clean_ref(title) or "t-" + hashlib.sha1(title.encode()).hexdigest()[:8]
-    head = _clean_ref(prefix)
-    return f"{head}/{tail}" if head else tail
-
-
+@twin_docs
 class Instance:
     """One instance of a :class:`~squadnb.session.squad.Squad`; create it with ``squad.new(...)``.
 
@@ -115,6 +77,10 @@ class Instance:
         self.is_existing_branch = data.worktree.is_existing_branch
         self.diff = DiffStats(data.diff_stats.added, data.diff_stats.removed, data.diff_stats.content)
         self.exit_status: int | None = None
+        #: uncommitted changes in the worktree, and commits on the branch not on its base commit, as
+        #: of the last :meth:`refresh_work` (``squad.refresh()`` calls it)
+        self.dirty = False
+        self.ahead = 0
         self._lock = asyncio.Lock()
         self._last_hash: str | None = None
 
@@ -122,7 +88,7 @@ class Instance:
     @property
     def session_name(self) -> str:
         """The tmux session name (``squadnb_<title>``, or claude-squad's under ``claude_squad()``)."""
-        return self.squad.session_name(self.title)
+        return self.squad.session_name_for(self.title)
 
     @property
     def started(self) -> bool:
@@ -133,7 +99,7 @@ class Instance:
         return self.status is Status.PAUSED
 
     def __repr__(self) -> str:
-        return f"<Instance {self.title!r} {self.status.name.lower()} branch={self.branch!r}>"
+        return f"<Instance {self.title!r} {self.status.label} branch={self.branch!r}>"
 
     def to_data(self) -> InstanceData:
         """This instance as claude-squad's DTO (status as the on-disk integer)."""
@@ -165,17 +131,31 @@ class Instance:
                 exc.args = (f"{prefix}{action} failed: {message}", *exc.args[1:])
             raise
 
-    def _require(self, *, started: bool = True, paused: bool | None = False) -> None:
-        if started and not self.started:
-            raise InvalidState("it is not started")
-        if paused is True and not self.paused:
-            raise InvalidState("it is not paused")
-        if paused is False and self.paused:
-            raise InvalidState("it is paused")
+    def check(self, action: str) -> None:
+        """Refuse ``action`` (``"start"``, ``"restart"``, ``"pause"``, ``"resume"``, ``"kill"``,
+        ``"prompt"``, ``"stop"``) when the status does not allow it; the built-in operations'
+        ``validate`` calls this.
+
+        :raises InvalidState: ``instance '<title>' is already paused`` (or ``is not started``, ``is
+            not paused``, ``is already started``).
+        """
+        reason = refusal(action, self.status)
+        if reason is not None:
+            raise InvalidState(f"instance {self.title!r} {reason}")
+
+    def _require(self, action: str) -> None:
+        """:meth:`check`'s rule inside a lifecycle call, whose error already names the instance
+        (``instance 'x': pause failed: it is already paused``)."""
+        reason = refusal(action, self.status)
+        if reason is not None:
+            raise InvalidState(f"it {reason}")
 
     # ------------------------------------------------------------------ start
     def start(self, first_time_setup: bool = True) -> None:
         return run_sync(self.astart(first_time_setup))
+
+    def restart(self) -> None:
+        return run_sync(self.arestart())
 
     @on_loop
     async def astart(self, first_time_setup: bool = True) -> None:
@@ -188,23 +168,32 @@ class Instance:
         :class:`BranchCheckedOut`, :class:`ProgramExited` (with the program and its exit status),
         :class:`GitError` or :class:`TmuxError`; then no session, worktree or branch is left.
 
-        ``first_time_setup=False`` is claude-squad's restore, made a recovery: it restarts the program
-        (with its continue flag, so the conversation goes on) of a started, unpaused instance whose
-        tmux session is gone (DEAD: a reboot, a killed server), in its existing worktree, without
-        touching git. It raises :class:`InvalidState` for an instance that is not started, is paused
-        (resume it), whose session is alive, or whose worktree is gone; a program that exits raises
+        ``first_time_setup=False`` is claude-squad's spelling of :meth:`arestart`.
+        """
+        if not first_time_setup:
+            return await self.arestart()
+        async with self._lock:
+            with self._failing("start"):
+                if not self.title.strip():
+                    raise InvalidTitle("the title is empty")
+                self._require("start")
+                await self._setup_and_launch()
+
+    @on_loop
+    async def arestart(self) -> None:
+        """Restart the program (with its continue flag, so the conversation goes on) of a started,
+        unpaused instance whose tmux session is gone (DEAD: a reboot, a killed server), in its
+        existing worktree, without touching git. claude-squad's restore, made a recovery; also
+        spelled ``start(first_time_setup=False)``.
+
+        Raises :class:`InvalidState` for an instance that is not started, is paused (resume it), whose
+        session is alive, or whose worktree is gone; a program that exits raises
         :class:`ProgramExited` and the instance stays DEAD.
         """
         async with self._lock:
-            with self._failing("start" if first_time_setup else "restart"):
-                if not self.title.strip():
-                    raise InvalidTitle("the title is empty")
-                if first_time_setup:
-                    if self.started:
-                        raise InvalidState("it is already started")
-                    await self._setup_and_launch()
-                else:
-                    await self._restart_in_worktree()
+            with self._failing("restart"):
+                self._require("restart")
+                await self._restart_in_worktree()
 
     async def _setup_and_launch(self) -> None:
         git, tmux = self.squad.git, self.squad.tmux
@@ -279,7 +268,6 @@ class Instance:
         return branch, head, True
 
     async def _restart_in_worktree(self) -> None:
-        self._require(started=True, paused=False)
         if not os.path.isdir(self.worktree_path):
             raise InvalidState(f"its worktree {self.worktree_path!r} does not exist")
         state = await self.squad.tmux.pane_state(self.session_name)
@@ -291,51 +279,38 @@ class Instance:
         self._set(Status.RUNNING)
 
     async def _launch(self, program: str, cwd: str) -> None:
-        """Start ``program`` in a new session and wait until it runs; a program that exits meanwhile
-        raises :class:`ProgramExited` and its session is killed."""
+        """Start ``program`` in a new session and wait until it runs (:func:`_pane.launch_flow`); a
+        program that exits meanwhile raises :class:`ProgramExited` and its session is killed."""
         tmux, name = self.squad.tmux, self.session_name
         await tmux.new_session(name, cwd, program)
-        loop = asyncio.get_running_loop()
-        spawned = loop.time()
-        first_output: float | None = None
-        profile = profile_for(program)
-        # A program usually shows itself within tens of milliseconds: look again soon, then back off
-        # to POLL (claude-squad's start backs off the same way).
-        pause = POLL / 8
         try:
-            while True:
-                snap = await tmux.snapshot(name)
-                state = snap[0] if snap else None
-                now = loop.time()
-                # tmux marks the pane dead when its output closes, a moment before it reaps the
-                # program: wait for the exit status
-                if state is not None and state.dead and state.exit_status is None \
-                        and now - spawned < START_QUIET:
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, POLL)
-                    continue
-                if state is None or state.dead:
-                    status = state.exit_status if state else None
-                    text = await tmux.capture(name, full_history=True) if state else ""
-                    last = next((ln.strip() for ln in reversed(text.splitlines())
-                                 if ln.strip() and not ln.startswith("Pane is dead")), "")
-                    raise ProgramExited(f"program '{program}' exited at start with exit status "
-                                        f"{status}" + (f": {last}" if last else ""), program, status)
-                if snap is not None and snap[1].strip():
-                    if _pane_says(profile, snap[1]) is not None:
-                        break  # the program shows its own ready or permission prompt: it runs
-                    first_output = first_output if first_output is not None else now
-                    if now - first_output >= START_SETTLE:
-                        break
-                elif now - spawned >= START_QUIET:
-                    break
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, POLL)
+            ended = await self._watch(_pane.launch_flow(profile_for(program)))
+            if ended is not None:
+                history = await tmux.capture(name, full_history=True) if ended.session_exists else ""
+                last = _pane.last_words(history)
+                raise ProgramExited(f"program '{program}' exited at start with exit status "
+                                    f"{ended.exit_status}" + (f": {last}" if last else ""),
+                                    program, ended.exit_status)
         except BaseException:
             await asyncio.shield(tmux.kill_session(name))
             raise
         self._last_hash = None
         self.exit_status = None
+
+    async def _watch(self, flow: Generator[float, _pane.Look, T]) -> T:
+        """Drive a :mod:`_pane` flow: wait what it asks, look at the pane, hand it the look, until it
+        returns its verdict."""
+        loop = asyncio.get_running_loop()
+        delay = next(flow)
+        while True:
+            if delay:
+                await asyncio.sleep(delay)
+            snap = await self.squad.tmux.snapshot(self.session_name)
+            look = _pane.Look(snap[0] if snap else None, snap[1] if snap else "", loop.time())
+            try:
+                delay = flow.send(look)
+            except StopIteration as done:
+                return done.value
 
     async def _undo_setup(self, repo: str, worktree: str, created_branch: str | None) -> None:
         await self.squad.git.remove_worktree(repo, worktree)
@@ -359,7 +334,7 @@ class Instance:
         """
         async with self._lock:
             with self._failing("pause"):
-                self._require()
+                self._require("pause")
                 git, tmux = self.squad.git, self.squad.tmux
                 await self._save_history()
                 await tmux.kill_session(self.session_name)
@@ -408,7 +383,7 @@ class Instance:
         """
         async with self._lock:
             with self._failing("resume"):
-                self._require(paused=True)
+                self._require("resume")
                 git = self.squad.git
                 where = await git.checked_out_at(self.repo_path, self.branch)
                 if where is not None:
@@ -461,7 +436,7 @@ class Instance:
         when it is not started or is paused (a paused instance has no agent running)."""
         async with self._lock:
             with self._failing("stop"):
-                self._require(started=True, paused=False)
+                self._require("stop")
                 await self.squad.tmux.kill_session(self.session_name)
                 self._set(Status.DEAD)
 
@@ -499,7 +474,7 @@ class Instance:
             raise ValueError(f"instance {self.title!r}: the prompt is empty")
         async with self._lock:
             with self._failing("send prompt"):
-                self._require()
+                self._require("prompt")
                 await self._send(text, self.squad.ready_timeout if timeout is None else timeout)
 
     async def _send(self, text: str, timeout: float) -> None:
@@ -508,28 +483,16 @@ class Instance:
         self._set(Status.RUNNING)
 
     async def _wait_ready(self, timeout: float) -> None:
-        tmux, profile = self.squad.tmux, profile_for(self.program)
-        deadline = time.monotonic() + timeout
-        previous: str | None = None
-        while True:
-            snap = await tmux.snapshot(self.session_name)
-            if snap is None or snap[0].dead:
-                self.exit_status = snap[0].exit_status if snap else None
-                self._set(Status.DEAD)
-                raise InvalidState("the agent is not running (DEAD)")
-            text = snap[1]
-            seen = _pane_says(profile, text)
-            if seen is Status.NEEDS_INPUT:
-                self._set(Status.NEEDS_INPUT)
-                raise InvalidState("the agent waits on a permission prompt; answer it first")
-            if seen is Status.READY:
-                return
-            if profile.ready_text is None and text.strip() and text == previous:
-                return
-            previous = text
-            if time.monotonic() >= deadline:
-                raise InvalidState(f"the agent did not become ready within {timeout:g}s")
-            await asyncio.sleep(POLL)
+        seen = await self._watch(_pane.ready_flow(profile_for(self.program), timeout))
+        if isinstance(seen, _pane.Exited):
+            self.exit_status = seen.exit_status
+            self._set(Status.DEAD)
+            raise InvalidState("the agent is not running (DEAD)")
+        if seen is Status.NEEDS_INPUT:
+            self._set(Status.NEEDS_INPUT)
+            raise InvalidState("the agent waits on a permission prompt; answer it first")
+        if seen is None:
+            raise InvalidState(f"the agent did not become ready within {timeout:g}s")
 
     # ------------------------------------------------------------------ observe
     def refresh_status(self) -> Status:
@@ -551,21 +514,12 @@ class Instance:
         return self.status
 
     async def _pane_status(self) -> Status:
-        profile = profile_for(self.program)
-        while True:
-            snap = await self.squad.tmux.snapshot(self.session_name)
-            if snap is None or snap[0].dead:
-                self.exit_status = snap[0].exit_status if snap else None
-                return Status.DEAD
-            text = snap[1]
-            previous, self._last_hash = self._last_hash, hashlib.sha256(text.encode()).hexdigest()
-            seen = _pane_says(profile, text)
-            if seen is not None:
-                return seen
-            if previous is None:
-                await asyncio.sleep(FIRST_LOOK_GAP)
-                continue
-            return Status.RUNNING if self._last_hash != previous else Status.READY
+        seen, self._last_hash = await self._watch(
+            _pane.status_flow(profile_for(self.program), self._last_hash))
+        if isinstance(seen, _pane.Exited):
+            self.exit_status = seen.exit_status
+            return Status.DEAD
+        return seen
 
     def preview(self, full_history: bool = False) -> str:
         return run_sync(self.apreview(full_history))
@@ -607,6 +561,56 @@ class Instance:
                 self.squad._save_instance(self)
         return self.diff
 
+    def refresh_work(self) -> tuple[bool, int]:
+        return run_sync(self.arefresh_work())
+
+    @on_loop
+    async def arefresh_work(self) -> tuple[bool, int]:
+        """Recompute and return ``(dirty, ahead)``: whether the worktree has uncommitted changes
+        (untracked files included; False when there is no worktree, e.g. paused or not started), and
+        how many commits the branch has that its base commit has not (the repository's HEAD when no
+        base is recorded; 0 when not started or the branch is gone). Reads only (``status
+        --no-optional-locks``, ``rev-list --count``). Raises :class:`GitError` when git fails."""
+        dirty, ahead = False, 0
+        if self.started and self.repo_path:
+            git = self.squad.git
+            with self._failing("check its work"):
+                if os.path.isdir(self.worktree_path):
+                    dirty = await git.is_dirty(self.worktree_path)
+                if self.branch:
+                    ahead = await git.commits_ahead(self.repo_path, self.base_commit_sha or "HEAD",
+                                                    self.branch)
+        self.dirty, self.ahead = dirty, ahead
+        return dirty, ahead
+
+    # ------------------------------------------------------------------ pins
+    @property
+    def pinned(self) -> bool:
+        """True when the instance is pinned: destructive batch operations (Kill) refuse it. Read from
+        ``<home>/pins.json`` each time, so a pin made by another process counts at once."""
+        return self.title in self.squad._store.load_pins()
+
+    def pin(self) -> None:
+        return run_sync(self.apin())
+
+    @on_loop
+    async def apin(self) -> None:
+        """Pin the instance: destructive batch operations (:class:`~squadnb.ops.BatchKillOperation`)
+        refuse it in ``validate`` until :meth:`unpin`. Kept in squadnb's own ``<home>/pins.json``
+        (claude-squad's state has no field for it), written atomically under the home's lock; a
+        killed instance's pin is dropped. Raises :class:`StateFileError` when ``pins.json`` is
+        unreadable (it is left as is)."""
+        await asyncio.to_thread(self.squad._store.set_pinned, self.title, True)
+
+    def unpin(self) -> None:
+        return run_sync(self.aunpin())
+
+    @on_loop
+    async def aunpin(self) -> None:
+        """Remove the pin set by :meth:`pin` (nothing happens when it is not pinned). Raises
+        :class:`StateFileError` when ``pins.json`` is unreadable (it is left as is)."""
+        await asyncio.to_thread(self.squad._store.set_pinned, self.title, False)
+
     def has_unsaved_work(self) -> bool:
         return run_sync(self.ahas_unsaved_work())
 
@@ -622,19 +626,6 @@ class Instance:
             if self.branch and await git.branch_exists(self.repo_path, self.branch):
                 return await git.commits_not_in_head(self.repo_path, self.branch) > 0
         return False
-
-
-def _pane_says(profile: ProgramProfile, text: str) -> Status | None:
-    """What the pane's text alone tells: NEEDS_INPUT (the program's permission prompt in its bottom
-    lines), READY (the program's own ready prompt ends the last line), else None (only a change over
-    time can tell RUNNING from READY)."""
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    asks = profile.permission_text
-    if asks is not None and any(asks in line for line in lines[-profile.permission_lines:]):
-        return Status.NEEDS_INPUT
-    if profile.ready_text is not None and lines and lines[-1].endswith(profile.ready_text):
-        return Status.READY
-    return None
 
 
 def _same_path(a: str, b: str) -> bool:

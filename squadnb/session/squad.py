@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Iterator
 
-from squadnb._loop import on_loop, run_sync
-from squadnb.engine._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
+from squadnb._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
+from squadnb._loop import on_loop, run_sync, twin_docs
 from squadnb.errors import DuplicateTitle, InvalidTitle, SessionError, UnknownInstance
 from squadnb.session._storage import InstanceData, Store, resolve_program
 from squadnb.session.git import Git
@@ -30,6 +30,7 @@ __all__ = ["Squad"]
 StatusSpec = Status | str | Collection[Status | str]
 
 
+@twin_docs
 class Squad:
     """The set of instances of one home directory.
 
@@ -67,7 +68,7 @@ class Squad:
         self.repo = str(Path(repo).expanduser().absolute())
         self.tmux = tmux
         self.git = Git()
-        self.session_name = naming
+        self.session_name_for = naming
         self.ready_timeout = 30.0
         self._store = Store(self.home)
         self.config = self._store.load_config()
@@ -162,7 +163,7 @@ class Squad:
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in title):
             raise InvalidTitle(f"instance {title!r}: the title has a control character")
         self._load()
-        name = self.session_name(title)
+        name = self.session_name_for(title)
         if title in self._instances:
             raise DuplicateTitle(f"instance {title!r} already exists")
         clash = next((i.title for i in self._instances.values() if i.session_name == name), None)
@@ -229,18 +230,21 @@ class Squad:
     def to_dataframe(self) -> pd.DataFrame:
         """One row per instance, in creation order: ``title, status`` (lower-case name; ``new`` when
         not started), ``branch, program, worktree`` (strings), ``added, removed`` (int, from the last
-        diff stats), ``created`` (UTC datetime), ``alive`` (bool, from the last refresh). The dtypes
-        are the same for an empty squad."""
+        diff stats), ``created`` (UTC datetime), ``alive`` (bool, from the last refresh), the guard
+        rails ``dirty`` (bool: uncommitted changes in the worktree; False without a worktree) and
+        ``ahead`` (int: commits on the branch not on its base commit), both as of the last
+        :meth:`refresh`, and ``pinned`` (bool, read now). The dtypes are the same for an empty squad."""
         import pandas as pd
 
         instances = self.instances
+        pins = self._store.load_pins()
 
         def column(values: list[object], dtype: str) -> pd.Series:
             return pd.Series(values, dtype=dtype)
 
         return pd.DataFrame({
             "title": column([i.title for i in instances], "str"),
-            "status": column([i.status.name.lower() for i in instances], "str"),
+            "status": column([i.status.label for i in instances], "str"),
             "branch": column([i.branch for i in instances], "str"),
             "program": column([i.program for i in instances], "str"),
             "worktree": column([i.worktree_path for i in instances], "str"),
@@ -250,6 +254,9 @@ class Squad:
                          .astype("datetime64[ns, UTC]"),
             "alive": column([i.started and i.status not in (Status.PAUSED, Status.DEAD)
                              for i in instances], "bool"),
+            "dirty": column([i.dirty for i in instances], "bool"),
+            "ahead": column([i.ahead for i in instances], "int64"),
+            "pinned": column([i.title in pins for i in instances], "bool"),
         })
 
     def _repr_html_(self) -> str:
@@ -263,7 +270,7 @@ class Squad:
     def __repr__(self) -> str:
         counts: dict[str, int] = {}
         for inst in self._instances.values():
-            counts[inst.status.name.lower()] = counts.get(inst.status.name.lower(), 0) + 1
+            counts[inst.status.label] = counts.get(inst.status.label, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no instances"
         return f"Squad({str(self.home)!r}: {summary})"
 
@@ -275,8 +282,9 @@ class Squad:
     async def arefresh(self) -> None:
         """Re-read the files (instances made or killed by other processes) and recompute every
         started, unpaused instance's status from its pane and its diff stats, as claude-squad's tick
-        does. Never raises because the tmux server is gone (those instances become DEAD) or because
-        git fails on one worktree (its last diff stats are kept)."""
+        does, and every started instance's ``dirty`` and ``ahead`` (two git reads each). Never
+        raises because the tmux server is gone (those instances become DEAD) or because git fails on
+        one worktree (its last diff stats and guard rails are kept)."""
         self._load()
         await asyncio.gather(*(_refresh(inst) for inst in self.instances))
 
@@ -305,21 +313,13 @@ async def _refresh(instance: Instance) -> None:
     await instance.arefresh_status()
     with contextlib.suppress(SessionError):
         await instance.adiff_stats()
+    with contextlib.suppress(SessionError):
+        await instance.arefresh_work()
 
 
 def _statuses(spec: StatusSpec) -> set[Status]:
     items = [spec] if isinstance(spec, (Status, str)) else list(spec)
-    found: set[Status] = set()
-    for item in items:
-        if isinstance(item, Status):
-            found.add(item)
-        else:
-            try:
-                found.add(Status[str(item).upper()])
-            except KeyError:
-                names = ", ".join(s.name.lower() for s in Status)
-                raise ValueError(f"unknown status {item!r} (one of: {names})") from None
-    return found
+    return {Status.parse(item) for item in items}
 
 
 def _copy_stored_fields(source: Instance, target: Instance) -> None:

@@ -116,6 +116,13 @@ class Tmux:
         done = await self._call(*self._state_query(name))
         return _parse_state(done.stdout) if done.ok else None
 
+    async def pane_path(self, name: str) -> str | None:
+        """The current directory of the program in the session's pane (``#{pane_current_path}``);
+        None when the session (or the server) is gone."""
+        done = await self._call("has-session", "-t", f"={name}", ";",
+                                "display-message", "-p", "-t", f"={name}:", "#{pane_current_path}")
+        return done.stdout.strip() if done.ok else None
+
     async def snapshot(self, name: str) -> tuple[PaneState, str] | None:
         """The pane's state and its visible text (no escapes) from one tmux call; None when the
         session (or the server) is gone."""

@@ -124,3 +124,15 @@ class Stall(Operation):
         self.titles.append(instance.title)
         self.started.set()
         await asyncio.sleep(60)
+
+
+def parked_in(task: asyncio.Task[Any]) -> str | None:
+    """The name of the innermost coroutine ``task`` is suspended in (``"sleep"`` while it waits in
+    ``asyncio.sleep``), or None when it is not suspended in a coroutine: a way to wait until a task is
+    parked where a test means to cancel it, instead of guessing with a sleep."""
+    coro: Any = task.get_coro()
+    name = None
+    while coro is not None and hasattr(coro, "cr_code"):
+        name = coro.cr_code.co_name if coro.cr_await is not None else None
+        coro = coro.cr_await
+    return name

@@ -12,10 +12,18 @@ from typing import Callable
 
 import pytest
 from engine_helpers import Item, Peak, Record, Stall, items
+from helpers import wait_for
 
-from squadnb import BatchExecutor, Operation, operation
+from squadnb import BatchExecutor, Operation, TransactionManager, operation
+from squadnb import _loop
 from squadnb._loop import get_loop, run_sync
 from squadnb.errors import BatchInterrupted, Cancelled, OperationTimeout, ValidationError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loop_at_start() -> asyncio.AbstractEventLoop:
+    """squadnb's loop as this module's first test found it (the last test checks it is still the one)."""
+    return get_loop()
 
 
 # -- construction -------------------------------------------------------------------------------
@@ -49,6 +57,22 @@ def test_timeout_must_be_positive(bad: object) -> None:
     with pytest.raises(ValueError, match="timeout must be positive"):
         executor.set_timeout(bad)  # type: ignore[arg-type]
     assert executor.timeout == 300.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+def test_nan_and_infinite_seconds_are_refused_naming_the_parameter(bad: float) -> None:
+    with pytest.raises(ValueError, match="^timeout must be a finite number of seconds"):
+        BatchExecutor(timeout=bad)
+    executor = BatchExecutor()
+    with pytest.raises(ValueError, match="^timeout must be a finite number of seconds"):
+        executor.set_timeout(bad)
+    with pytest.raises(ValueError, match="^timeout must be a finite number of seconds"):
+        TransactionManager().set_timeout(bad)
+    ran: list[str] = []
+    with pytest.raises(ValueError, match="^deadline must be a finite number of seconds"):
+        executor.execute([Item("a")], operation(lambda i: ran.append(i.title)), progress=False,
+                         deadline=bad)
+    assert ran == [] and executor.timeout == 300.0
 
 
 def test_set_timeout_takes_seconds_timedelta_or_none() -> None:
@@ -247,8 +271,19 @@ def test_same_instance_twice_raises_before_anything_runs() -> None:
     with pytest.raises(ValueError, match="instance 'a' is listed twice"):
         executor.execute([a, Item("b"), a], work, progress=False)
     assert ran == [] and executor.last_result is None
-    # Equal but distinct objects are different instances.
-    assert executor.execute(["x", "x".join(["", ""]) + "x"], work, progress=False).total == 2
+    # Equal (same hash too) but distinct objects are different instances.
+    first, second = EqualByTitle("x"), EqualByTitle("x")
+    assert first == second and hash(first) == hash(second) and first is not second
+    result = executor.execute([first, second], work, progress=False)
+    assert result.all_succeeded and result.total == 2 and ran == ["x", "x"]
+
+
+class EqualByTitle(Item):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Item) and other.title == self.title
+
+    def __hash__(self) -> int:
+        return hash(self.title)
 
 
 def test_bad_arguments_raise_before_anything_runs() -> None:
@@ -536,15 +571,15 @@ def test_cancelling_aexecute_cancels_the_batch_and_keeps_last_result() -> None:
             await task
 
     asyncio.run(main())
-    deadline = time.monotonic() + 10
-    while executor.last_result is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: executor.last_result is not None, 10, "the cancelled batch's result")
     assert [r.status for r in executor.last_result.results] == ["cancelled"] * 3  # type: ignore
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------------------
 
 def wait_until(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    """helpers.wait_for for a helper thread, where pytest.fail would go unseen: returns False at the
+    deadline instead (the test then fails on its own assertions)."""
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
@@ -628,5 +663,7 @@ def test_ctrl_c_while_the_batch_is_handed_to_the_loop_still_cancels_it(
     assert executor.last_result is caught.value.result
 
 
-def test_loop_survives_everything_above() -> None:
-    assert get_loop().is_running()
+def test_loop_survives_everything_above(loop_at_start: asyncio.AbstractEventLoop) -> None:
+    # Read the module's globals: get_loop() would start a new loop if the first one had died.
+    assert _loop._loop is loop_at_start and loop_at_start.is_running()
+    assert _loop._thread is not None and _loop._thread.is_alive()

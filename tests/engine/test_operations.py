@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from engine_helpers import Item, Pause, Prompt, Record, Resume, Stall, items
+from engine_helpers import Item, Pause, Prompt, Record, Resume, Stall, items, parked_in
 
 from squadnb import (
     BatchExecutor,
@@ -344,6 +344,13 @@ def test_retry_refuses_negative_settings(kwargs: dict[str, float]) -> None:
         RetryOperation(Record(), **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", ["delay", "jitter", "backoff"])
+def test_retry_refuses_nan_and_infinite_settings(name: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"^{name} must be a finite number"):
+        RetryOperation(Record(), **{name: value})  # type: ignore[arg-type]
+
+
 def test_timeout_bounds_the_retry_as_a_whole() -> None:
     flaky = Flaky(failures=100)
     start = time.monotonic()
@@ -373,9 +380,13 @@ def test_combinators_nest() -> None:
 
 def test_cancelled_retry_delay_stops_promptly_on_its_own_loop() -> None:
     async def main() -> float:
-        op = RetryOperation(Flaky(failures=9), delay=30)
+        flaky = Flaky(failures=9)
+        op = RetryOperation(flaky, delay=30)
         task = asyncio.ensure_future(op.execute(Item("a")))
-        await asyncio.sleep(0.05)
+        async with asyncio.timeout(10):
+            while parked_in(task) != "sleep":  # the first attempt failed and the delay has begun
+                await asyncio.sleep(0)
+        assert flaky.calls == {"a": 1}
         start = time.monotonic()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

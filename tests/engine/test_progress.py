@@ -18,7 +18,7 @@ def noop(item: Item) -> None:
 
 
 def result(title: str = "a", error: Exception | None = None) -> OperationResult:
-    return OperationResult(Item(title), noop, error)
+    return OperationResult(Item(title), noop, error=error)
 
 
 # -- ProgressTracker ----------------------------------------------------------------------------

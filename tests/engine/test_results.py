@@ -30,12 +30,15 @@ def sample() -> PartialResult:
     """Fixed times, one of each status, and text that needs escaping."""
     named = operation(lambda i: None, name="Pause<x>")
     results = [
-        OperationResult(Item("ok<x>"), named, None, {"k": "<b>&"}, at(0), at(1.25), attempts=1),
-        OperationResult(Item("bad"), named, RuntimeError("boom <x>"), None, at(0), at(0.5), attempts=1),
-        OperationResult(Item("slow"), named, OperationTimeout("operation timed out after 2s"), None,
-                        at(0), at(2), attempts=1),
-        OperationResult(Item("skip"), named, None, None, at(0), at(0), skipped=True),
-        OperationResult(Item("undone"), named, None, 3, at(0), at(0.1), rolled_back=True, attempts=2),
+        OperationResult(Item("ok<x>"), named, value={"k": "<b>&"}, start_time=at(0),
+                        end_time=at(1.25), attempts=1),
+        OperationResult(Item("bad"), named, error=RuntimeError("boom <x>"), start_time=at(0),
+                        end_time=at(0.5), attempts=1),
+        OperationResult(Item("slow"), named, error=OperationTimeout("operation timed out after 2s"),
+                        start_time=at(0), end_time=at(2), attempts=1),
+        OperationResult(Item("skip"), named, start_time=at(0), end_time=at(0), skipped=True),
+        OperationResult(Item("undone"), named, value=3, start_time=at(0), end_time=at(0.1),
+                        rolled_back=True, attempts=2),
     ]
     return PartialResult(successes=[results[4], results[0]], failures=[results[1], results[2]],
                          total=5, start_time=at(0), end_time=at(2.25), results=results,
@@ -47,10 +50,10 @@ def test_status_of_each_outcome() -> None:
     cases = {
         "succeeded": OperationResult(item, noop, attempts=1),
         "skipped": OperationResult(item, noop, skipped=True),
-        "failed": OperationResult(item, noop, ValueError("x"), attempts=1),
-        "invalid": OperationResult(item, noop, ValidationError("validation failed: x")),
-        "timed out": OperationResult(item, noop, OperationTimeout("t"), attempts=1),
-        "cancelled": OperationResult(item, noop, Cancelled("c")),
+        "failed": OperationResult(item, noop, error=ValueError("x"), attempts=1),
+        "invalid": OperationResult(item, noop, error=ValidationError("validation failed: x")),
+        "timed out": OperationResult(item, noop, error=OperationTimeout("t"), attempts=1),
+        "cancelled": OperationResult(item, noop, error=Cancelled("c")),
         "rolled back": OperationResult(item, noop, rolled_back=True, attempts=1),
     }
     assert {status: r.status for status, r in cases.items()} == {s: s for s in cases}
@@ -66,6 +69,13 @@ def test_duration_and_defaults() -> None:
     assert repr(result) == "OperationResult(noop on 'a' succeeded)"
 
 
+def test_results_are_built_with_keywords() -> None:
+    with pytest.raises(TypeError):
+        OperationResult(Item("a"), noop, RuntimeError("x"))  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        PartialResult([], [], 0)  # type: ignore[misc]
+
+
 def test_partial_result_counts_and_rate() -> None:
     result = sample()
     assert result.duration == timedelta(seconds=2.25)
@@ -78,17 +88,18 @@ def test_short_repr() -> None:
     assert repr(sample()) == ("PartialResult(Pause<x>: 2 succeeded (1 rolled back), 2 failed, "
                               "1 skipped of 5 in 2.2s)")
     items = [Item(f"i{k}") for k in range(10)]
-    results = [OperationResult(i, noop, None if k < 8 else RuntimeError("x"), start_time=at(0),
-                               end_time=at(1)) for k, i in enumerate(items)]
-    plain = PartialResult(results[:8], results[8:], 10, at(0), at(1.3), results, operation=noop)
+    results = [OperationResult(i, noop, error=None if k < 8 else RuntimeError("x"),
+                               start_time=at(0), end_time=at(1)) for k, i in enumerate(items)]
+    plain = PartialResult(successes=results[:8], failures=results[8:], total=10, start_time=at(0),
+                          end_time=at(1.3), results=results, operation=noop)
     assert repr(plain) == "PartialResult(noop: 8 succeeded, 2 failed of 10 in 1.3s)"
 
 
 def test_error_none_one_or_combined() -> None:
     ok = OperationResult(Item("a"), noop)
-    assert PartialResult([ok], [], 1).error() is None
+    assert PartialResult(successes=[ok], total=1).error() is None
     boom = RuntimeError("boom")
-    one = PartialResult([], [OperationResult(Item("a"), noop, boom)], 1)
+    one = PartialResult(failures=[OperationResult(Item("a"), noop, error=boom)], total=1)
     assert one.error() is boom
     error = sample().error()
     assert isinstance(error, BatchError)
@@ -99,8 +110,8 @@ def test_error_none_one_or_combined() -> None:
 
 
 def test_instance_without_title_uses_str() -> None:
-    result = PartialResult([], [OperationResult("host-1", noop, ValueError("x")),
-                                OperationResult(7, noop, ValueError("y"))], 2)
+    result = PartialResult(failures=[OperationResult("host-1", noop, error=ValueError("x")),
+                                    OperationResult(7, noop, error=ValueError("y"))], total=2)
     assert "on instance 'host-1': x" in str(result.error())
     assert result.to_dataframe()["instance"].tolist() == ["host-1", "7"]
 

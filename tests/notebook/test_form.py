@@ -248,3 +248,35 @@ def test_bad_input_runs_nothing(squad, started):
     assert form.last_result is None and not form.running
     with pytest.raises(ValueError, match="already taken"):
         BatchForm(squad, operations=[Nap(), Nap()])
+
+
+def test_kill_keeps_work_unless_discard_is_ticked(squad, started, has_session):
+    dirty, clean, pinned = started(3)
+    (Path(dirty.worktree_path) / "notes.txt").write_text("not committed\n")
+    pinned.pin()
+    form = BatchForm(squad)
+    assert form.discard.layout.display == "none" and form.discard.value is False
+    form.operation.value = "Kill"
+    assert form.discard.layout.display == ""
+    assert form.build_operation().discard is False
+    form.select_all_button.click()
+    form.run_button.click()
+    assert "uncommitted changes or unmerged commits are kept" in form.confirm_label.value
+    form.confirm_button.click()
+    result = form.wait(120)
+    assert [r.status for r in result.results] == ["invalid", "succeeded", "invalid"]
+    assert "uncommitted changes in its worktree" in str(result.results[0].error)
+    assert "is pinned" in str(result.results[2].error)
+    assert "nb-0" in squad and "nb-1" not in squad and has_session(dirty)
+
+    form.discard.value = True
+    assert form.build_operation().discard is True
+    form.retry_button.click()  # the last operation again: it keeps the work; Run builds a new one
+    assert [r.status for r in form.wait(120).results] == ["invalid", "invalid"]
+    form.instances.value = ("nb-0",)
+    form.run_button.click()
+    assert "This cannot be undone." in form.confirm_label.value
+    form.confirm_button.click()
+    assert form.wait(120).all_succeeded and "nb-0" not in squad and not has_session(dirty)
+    form.operation.value = "Pause"
+    assert form.discard.layout.display == "none"

@@ -14,7 +14,7 @@ from squadnb.session import Status
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._run import Completed, run_command
 from squadnb.session.git import Git
-from squadnb.session.instance import branch_name
+from squadnb.session.git import branch_name
 from squadnb.session.tmux import Tmux, claude_squad_session_name, squadnb_session_name
 
 

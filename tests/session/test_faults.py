@@ -268,7 +268,7 @@ def test_operations_in_the_wrong_state_are_refused(squad: Squad) -> None:
     with pytest.raises(InvalidState, match="already started"):
         inst.start()
     inst.pause()
-    with pytest.raises(InvalidState, match="it is paused"):
+    with pytest.raises(InvalidState, match="instance 'early': pause failed: it is already paused"):
         inst.pause()
     assert inst.preview() == ""
     inst.kill()
@@ -283,7 +283,7 @@ def _crash_during_start(squad: Squad, title: str) -> None:
     process = subprocess.Popen([sys.executable, "-c", code], env=env)
     try:
         wait_for(lambda: list(squad.worktrees_dir.rglob("README.md")), what="the worktree's files")
-        wait_for(lambda: squad.session_name(title) in tmux_sessions(squad.tmux.socket),
+        wait_for(lambda: squad.session_name_for(title) in tmux_sessions(squad.tmux.socket),
                  what="the session of the start")
     finally:
         process.send_signal(signal.SIGKILL)

@@ -6,17 +6,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import os
 import re
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
-from helpers import branches, git, tmux_sessions, wait_for
+import pytest
+from helpers import branches, git, tmux, tmux_sessions, wait_for
 
 from squadnb import BatchExecutor
 from squadnb._loop import run_sync
+from squadnb.errors import InvalidState
 from squadnb.ops import BatchStartOperation
 from squadnb.session import Instance, Squad, Status
 
@@ -265,15 +264,6 @@ def test_claude_squad_flavour_uses_its_names_and_home(tmp_path: Path, git_repo: 
                               program=demo_program(0.1)).program == demo_program(0.1)
 
 
-def test_import_squadnb_stays_light() -> None:
-    code = ("import sys, squadnb, squadnb.session, squadnb.ops, squadnb.agents.demo; "
-            "heavy = {'pandas', 'tqdm', 'ipywidgets', 'matplotlib'} & set(sys.modules); "
-            "print(sorted(heavy))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ})
-    assert done.stdout.strip() == "[]"
-
-
 def test_preview_full_history_reaches_past_the_screen(squad: Squad) -> None:
     inst = squad.new("long output", program="seq 1 200; exec cat")
     inst.start()
@@ -281,3 +271,26 @@ def test_preview_full_history_reaches_past_the_screen(squad: Squad) -> None:
     screen, full = inst.preview().split(), inst.preview(full_history=True).split()
     assert "1" not in screen and screen[-1] == "200"  # the 50-row screen shows only the end
     assert full == [str(n) for n in range(1, 201)]
+
+
+def test_every_sync_twin_has_its_async_twins_docstring() -> None:
+    for cls in (Instance, Squad):
+        twins = [name for name in vars(cls) if callable(getattr(cls, f"a{name}", None))]
+        assert {"pause", "resume", "kill", "restart", "start", "refresh", "new"} & set(twins)
+        for name in twins:
+            assert getattr(cls, name).__doc__ == getattr(cls, f"a{name}").__doc__, name
+            assert getattr(cls, name).__doc__
+
+
+def test_restart_is_start_without_first_time_setup(squad: Squad, tmux_socket: str) -> None:
+    inst = squad.new("again")
+    inst.start()
+    tmux(tmux_socket, "kill-session", "-t", f"={inst.session_name}")
+    inst.restart()
+    assert inst.status is Status.RUNNING and inst.tmux_alive()
+    assert squad.session_name_for("again") == inst.session_name
+    tmux(tmux_socket, "kill-session", "-t", f"={inst.session_name}")
+    inst.start(first_time_setup=False)
+    assert inst.tmux_alive()
+    with pytest.raises(InvalidState, match="instance 'again': restart failed: its program is still running"):
+        inst.restart()
