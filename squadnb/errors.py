@@ -14,6 +14,8 @@ Hierarchy::
     │   └── RollbackIncomplete      ... and some rollback failed too
     ├── SessionError                a real instance (git worktree + tmux session) misbehaved
     │   ├── InvalidTitle            empty or unusable title
+    │   ├── InvalidPrompt           a prompt squadnb will not paste (empty, control characters)
+    │   ├── PromptNotDelivered      the agent did not show that it received the whole prompt
     │   ├── DuplicateTitle          the title is taken by an instance or a live tmux session
     │   ├── NotAGitRepo             the path is not a git repository, or has no commit
     │   ├── CommandError            a CLI command failed (.argv, .returncode, .stderr)
@@ -24,7 +26,9 @@ Hierarchy::
     │   ├── BranchCheckedOut        the branch is checked out in another worktree
     │   ├── InvalidState            the instance is not in a state that allows the call
     │   ├── UnknownInstance         no instance has that title
+    │   ├── ClaudeSquadRunning      a running claude-squad would undo a change to its state
     │   └── StateFileError          state.json / pending.json / config.json cannot be read
+    │       └── StateWriteError     ... or written (full disk, unwritable home)
     └── (BatchInterrupted)          a KeyboardInterrupt, not a SquadError: Ctrl-C during a sync batch
 
 ``BatchInterrupted`` subclasses ``KeyboardInterrupt`` so that ``except Exception`` never swallows an
@@ -40,21 +44,25 @@ __all__ = [
     "BatchInterrupted",
     "BranchCheckedOut",
     "Cancelled",
+    "ClaudeSquadRunning",
     "CommandError",
     "CommandFailed",
     "DuplicateTitle",
     "GitError",
+    "InvalidPrompt",
     "InvalidState",
     "InvalidTitle",
     "NotAGitRepo",
     "OperationTimeout",
     "ProgramExited",
+    "PromptNotDelivered",
     "RollbackIncomplete",
     "RollbackNotSupported",
     "RolledBack",
     "SessionError",
     "SquadError",
     "StateFileError",
+    "StateWriteError",
     "TmuxError",
     "TransactionError",
     "UnknownInstance",
@@ -148,6 +156,19 @@ class InvalidTitle(SessionError, ValueError):
     """The title is empty, or sanitises to nothing usable as a branch or tmux name."""
 
 
+class InvalidPrompt(SessionError, ValueError):
+    """A prompt squadnb refuses to paste: empty, not text, or holding a bracketed-paste marker or a
+    control character other than newline and tab (see ``squadnb.session._input``). Raised before
+    anything is sent; the message names the instance (when there is one), the character and its
+    position."""
+
+
+class PromptNotDelivered(SessionError):
+    """A prompt was pasted but the agent did not show, within the squad's ``delivery_timeout``, that
+    it received it whole: the demo agent's receipt gave another size or digest, or any other
+    program's pane neither changed nor went busy, or the agent exited."""
+
+
 class DuplicateTitle(SessionError, ValueError):
     """Another instance, or a live tmux session, already uses this title (or its session name)."""
 
@@ -216,5 +237,22 @@ class UnknownInstance(SessionError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ClaudeSquadRunning(SessionError):
+    """A ``cs`` / ``claude-squad`` process is running while squadnb was about to change claude-squad's
+    state (``Squad.claude_squad()``): it keeps its instances in memory and rewrites ``state.json`` when
+    it exits, which would undo the change. ``.pid`` is the process found. Pass ``force=True`` to go on.
+    """
+
+    def __init__(self, message: str, pid: int) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
 class StateFileError(SessionError):
-    """A state or config file cannot be read (corrupt JSON, wrong schema). The file is left as is."""
+    """A state or config file cannot be read (corrupt JSON, invalid UTF-8, a field of the wrong type
+    or out of range); the message names the file and the field. The file is left as is."""
+
+
+class StateWriteError(StateFileError):
+    """A file of the home could not be written (full disk, unwritable or read-only home). The message
+    names the instance and the change; the file, and the instance in memory, keep what they held."""

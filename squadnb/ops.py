@@ -9,7 +9,7 @@ operation          validation (raises :class:`~squadnb.errors.InvalidState`)  ro
 ``Resume``         started and paused                                      Pause
 ``Kill``           started; not pinned; with ``discard=False``, no          not supported
                    uncommitted changes and no commits the kill would delete
-``SendPrompt``     started, not paused; the prompt is not empty            not supported
+``SendPrompt``     started, not paused; the prompt passes the prompt policy  not supported
 ``RunCommand``     started, not paused, its worktree exists                not supported
 =================  ======================================================  =========================
 
@@ -44,6 +44,7 @@ from squadnb.engine.operation import ConditionalOperation, Operation, RetryOpera
 from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
 from squadnb.session import _postconditions as hold
 from squadnb.session._command import CommandRun, command_argv, failure, run_in_worktree
+from squadnb.session._input import check_prompt
 from squadnb.session.instance import Instance, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
@@ -218,7 +219,10 @@ class BatchKillOperation(Operation):
 
 class BatchPromptOperation(_RemembersBefore, Operation):
     """Send ``prompt`` to each instance once its agent is ready (waits at most ``timeout`` seconds;
-    default the squad's ``ready_timeout``). A prompt cannot be unsent: no rollback."""
+    default the squad's ``ready_timeout``) as one paste, and succeed only once the agent shows it
+    received it whole (``Instance.send_prompt``). ``validate`` applies the prompt policy
+    (``squadnb.session._input.check_prompt``: an :class:`~squadnb.errors.InvalidPrompt` naming the
+    instance). A prompt cannot be unsent: no rollback."""
 
     name = "SendPrompt"
 
@@ -228,8 +232,7 @@ class BatchPromptOperation(_RemembersBefore, Operation):
 
     def validate(self, instance: Instance) -> None:
         instance.check("prompt")
-        if not self.prompt or not self.prompt.strip():
-            raise ValueError("the prompt is empty")
+        check_prompt(self.prompt, instance.title)
 
     async def execute(self, instance: Instance) -> None:
         self._remember(instance, await hold.pane_text(instance))

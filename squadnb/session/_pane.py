@@ -8,6 +8,7 @@ written once.
 
 - :func:`launch_flow`: has a just-started program settled (runs) or exited?
 - :func:`ready_flow`: is the agent ready for a prompt, waiting on a permission prompt, dead, or late?
+- :func:`delivery_flow`: did the agent receive a pasted prompt whole?
 - :func:`status_flow`: RUNNING / READY / NEEDS_INPUT / DEAD from the pane and the last look's hash.
 - :func:`pane_says`: what one pane text alone tells; :func:`is_dead`: the session is gone or its
   program ended.
@@ -19,6 +20,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generator
 
+from squadnb._receipt import Receipt, last_receipt
 from squadnb.session._programs import ProgramProfile
 
 from squadnb.session._status import Status
@@ -26,8 +28,8 @@ from squadnb.session._status import Status
 if TYPE_CHECKING:
     from squadnb.session.tmux import PaneState
 
-__all__ = ["Exited", "Look", "exited", "is_dead", "last_words", "launch_flow", "pane_hash", "pane_says",
-           "ready_flow", "status_flow"]
+__all__ = ["Exited", "Look", "delivery_flow", "exited", "is_dead", "last_words", "launch_flow",
+           "pane_hash", "pane_says", "ready_flow", "status_flow"]
 
 #: a program counts as running once it has shown output and stayed alive this long ...
 START_SETTLE = 0.15
@@ -142,6 +144,36 @@ def ready_flow(profile: ProgramProfile, timeout: float) -> Generator[float, Look
         if look.at >= deadline:
             return None
         previous = look.text
+        look = yield POLL
+
+
+def delivery_flow(profile: ProgramProfile, sent: Receipt, before: str, timeout: float
+                  ) -> Generator[float, Look, Exited | str | None]:
+    """Did the agent receive a pasted prompt whole? ``sent`` is the receipt of the bytes pasted,
+    ``before`` the pane's text just before the paste. Returns None once it did: a program that prints
+    receipts (:mod:`squadnb._receipt`, the demo agent) shows a new receipt of the same size and
+    digest; any other program's pane differs from ``before``. Returns the reason (a sentence) when a
+    new receipt differs or ``timeout`` seconds pass with no sign, and :class:`Exited` when the
+    program ended first (a dead pane differs from ``before`` too, but is no sign of delivery).
+    Looks every ``POLL`` seconds."""
+    earlier = last_receipt(before)
+    look = yield 0.0
+    deadline = look.at + timeout
+    while True:
+        got = last_receipt(look.text) if profile.receipts else None
+        if got is not None and (earlier is None or got.number > earlier.number):
+            if (got.size, got.digest) == (sent.size, sent.digest):
+                return None
+            return (f"the agent received {got.size} bytes (sha256 {got.digest}) but {sent.size} "
+                    f"were sent (sha256 {sent.digest})")
+        if is_dead(look):
+            return exited(look)
+        if not profile.receipts and look.text != before:
+            return None
+        if look.at >= deadline:
+            sign = "its receipt" if profile.receipts else "a change in its pane"
+            return (f"the prompt was pasted but the agent showed no sign of receiving it ({sign}) "
+                    f"within {timeout:g}s")
         look = yield POLL
 
 

@@ -19,13 +19,15 @@ class ProgramProfile:
     """``permission_text`` in the bottom ``permission_lines`` non-blank lines of the pane means the
     agent waits on a permission prompt; ``ready_text`` ending the last non-blank line means it waits
     for a prompt (None: "ready" is "the pane stopped changing"); ``continue_args`` are appended on
-    resume so the conversation goes on."""
+    resume so the conversation goes on; ``receipts``: the program prints a receipt line per prompt
+    (:mod:`squadnb._receipt`), so delivery is checked byte for byte."""
 
     name: str
     permission_text: str | None = None
     permission_lines: int = 12
     ready_text: str | None = None
     continue_args: str = ""
+    receipts: bool = False
 
 
 _CLAUDE = ProgramProfile("claude", "No, and tell Claude what to do differently",
@@ -33,7 +35,7 @@ _CLAUDE = ProgramProfile("claude", "No, and tell Claude what to do differently",
 _AIDER = ProgramProfile("aider", "(Y)es/(N)o/(D)on't ask again", continue_args="--restore-chat-history")
 _GEMINI = ProgramProfile("gemini", "Yes, allow once")
 _DEMO = ProgramProfile("demo", "demo: allow this action? (y/n)", permission_lines=1, ready_text="demo>",
-                       continue_args="--continue")
+                       continue_args="--continue", receipts=True)
 _OTHER = ProgramProfile("other")
 
 

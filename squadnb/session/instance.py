@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Generator, Iterator, TypeVar
 
 from squadnb._loop import on_loop, run_sync, twin_docs
+from squadnb._receipt import receipt_for
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle,
-                            ProgramExited, SessionError, TmuxError)
+                            ProgramExited, PromptNotDelivered, SessionError, TmuxError)
 from squadnb.session import _pane
+from squadnb.session._input import check_prompt
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._status import Status, refusal
-from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData
+from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData, write_private
 from squadnb.session.git import DiffStats, branch_name
 
 if TYPE_CHECKING:
@@ -34,8 +36,6 @@ __all__ = ["Instance", "Status"]
 
 T = TypeVar("T")
 
-#: persisted diff text is cut to this many characters (claude-squad stores it whole)
-DIFF_CONTENT_LIMIT = 100_000
 
 
 def _now() -> datetime:
@@ -81,7 +81,7 @@ class Instance:
         #: of the last :meth:`refresh_work` (``squad.refresh()`` calls it)
         self.dirty = False
         self.ahead = 0
-        self._lock = asyncio.Lock()
+        self._lock = squad._call_lock(self)  # on release it waits until the call's writes are on disk
         self._last_hash: str | None = None
 
     # ------------------------------------------------------------------ state
@@ -111,7 +111,7 @@ class Instance:
             auto_yes=self.auto_yes, program=self.program,
             worktree=WorktreeData(self.repo_path, self.worktree_path, self.title, self.branch,
                                   self.base_commit_sha, self.is_existing_branch),
-            diff_stats=DiffStatsData(diff.added, diff.removed, diff.content[:DIFF_CONTENT_LIMIT]),
+            diff_stats=DiffStatsData(diff.added, diff.removed, diff.content),
             prompt=self.prompt if self.status is Status.NEW else None)
 
     def _set(self, status: Status) -> None:
@@ -174,9 +174,12 @@ class Instance:
             return await self.arestart()
         async with self._lock:
             with self._failing("start"):
+                await self.squad._aguard_claude_squad()
                 if not self.title.strip():
                     raise InvalidTitle("the title is empty")
                 self._require("start")
+                if self.prompt:
+                    self.prompt = check_prompt(self.prompt, self.title)
                 await self._setup_and_launch()
 
     @on_loop
@@ -192,6 +195,7 @@ class Instance:
         """
         async with self._lock:
             with self._failing("restart"):
+                await self.squad._aguard_claude_squad()
                 self._require("restart")
                 await self._restart_in_worktree()
 
@@ -208,6 +212,7 @@ class Instance:
         # Written down before git and tmux run: if the process dies from here on, the instance is
         # still NEW but names what this start made, and its next start (or kill) removes it.
         self._record_setup(repo, worktree, branch, base, existing_branch=not created)
+        await self.squad._aflush(self)
         try:
             await asyncio.to_thread(Path(worktree).parent.mkdir, parents=True, exist_ok=True)
             await git.add_worktree(repo, worktree, branch, new_from=head if created else None)
@@ -334,6 +339,7 @@ class Instance:
         """
         async with self._lock:
             with self._failing("pause"):
+                await self.squad._aguard_claude_squad()
                 self._require("pause")
                 git, tmux = self.squad.git, self.squad.tmux
                 await self._save_history()
@@ -358,7 +364,7 @@ class Instance:
             return  # the session is gone (a DEAD instance): nothing left to save
         stamp = _now().strftime("%Y%m%dT%H%M%S%f")
         log = self.squad.logs_dir / f"{self.session_name}_{stamp}.log"
-        await asyncio.to_thread(_write_text, log, text)
+        await asyncio.to_thread(write_private, log, text)
 
     async def _restart_after_failed_pause(self, cause: BaseException) -> None:
         if not os.path.isdir(self.worktree_path):
@@ -376,6 +382,8 @@ class Instance:
     async def aresume(self) -> None:
         """Re-add the worktree at its stored path from the branch and start the program again with its
         continue flag (``claude --continue``). A stray directory left at that path is removed first.
+        An instance paused by claude-squad still has its tmux session (``cs`` leaves the agent
+        running): its pane history is saved to ``<home>/logs/`` and the session ended first.
 
         Raises :class:`InvalidState` when not paused, :class:`BranchCheckedOut` when the branch is
         checked out in any worktree; if the program fails to start, the worktree is removed again and
@@ -383,12 +391,18 @@ class Instance:
         """
         async with self._lock:
             with self._failing("resume"):
+                await self.squad._aguard_claude_squad()
                 self._require("resume")
                 git = self.squad.git
                 where = await git.checked_out_at(self.repo_path, self.branch)
                 if where is not None:
                     raise BranchCheckedOut(f"branch {self.branch!r} is checked out in the worktree at "
                                            f"{where}; switch it to another branch first")
+                if await self.squad.tmux.has_session(self.session_name):
+                    # claude-squad's pause leaves the agent running (in the removed worktree): keep
+                    # its pane history, end it, and start afresh in the re-added worktree
+                    await self._save_history()
+                    await self.squad.tmux.kill_session(self.session_name)
                 await git.remove_worktree(self.repo_path, self.worktree_path)
                 await git.add_worktree(self.repo_path, self.worktree_path, self.branch, new_from=None)
                 try:
@@ -415,6 +429,7 @@ class Instance:
         """
         async with self._lock:
             with self._failing("kill"):
+                await self.squad._aguard_claude_squad()
                 await self._clean_interrupted_start()
                 if self.started:
                     if not self.is_existing_branch and self.repo_path:
@@ -436,6 +451,7 @@ class Instance:
         when it is not started or is paused (a paused instance has no agent running)."""
         async with self._lock:
             with self._failing("stop"):
+                await self.squad._aguard_claude_squad()
                 self._require("stop")
                 await self.squad.tmux.kill_session(self.session_name)
                 self._set(Status.DEAD)
@@ -465,13 +481,18 @@ class Instance:
     @on_loop
     async def asend_prompt(self, text: str, timeout: float | None = None) -> None:
         """Wait until the agent is ready (at most ``timeout`` seconds, default the squad's
-        ``ready_timeout``), paste ``text`` into its pane and press Enter.
+        ``ready_timeout``), paste ``text`` into its pane as one bracketed paste and press Enter, then
+        wait (at most the squad's ``delivery_timeout``) until the agent shows it received the prompt
+        whole: the demo agent's receipt must give the size and digest of the text sent; for any other
+        program the pane must change.
 
-        Raises ``ValueError`` for an empty prompt, :class:`InvalidState` when the instance is not
-        started, paused, dead, waiting on a permission prompt or not ready in time.
+        Raises :class:`InvalidPrompt` (a ``ValueError``) before anything is sent for a prompt the
+        policy refuses (empty, a paste marker, a control character other than newline and tab; see
+        ``squadnb.session._input``), :class:`InvalidState` when the instance is not started, paused,
+        dead, waiting on a permission prompt or not ready in time, and :class:`PromptNotDelivered`
+        when the agent did not show it received the whole prompt (DEAD when it exited).
         """
-        if not text.strip():
-            raise ValueError(f"instance {self.title!r}: the prompt is empty")
+        text = check_prompt(text, self.title)
         async with self._lock:
             with self._failing("send prompt"):
                 self._require("prompt")
@@ -479,7 +500,18 @@ class Instance:
 
     async def _send(self, text: str, timeout: float) -> None:
         await self._wait_ready(timeout)
-        await self.squad.tmux.paste(self.session_name, text)
+        tmux = self.squad.tmux
+        snap = await tmux.snapshot(self.session_name)
+        await tmux.paste(self.session_name, text)
+        verdict = await self._watch(_pane.delivery_flow(
+            profile_for(self.program), receipt_for(text.encode()), snap[1] if snap else "",
+            self.squad.delivery_timeout))
+        if isinstance(verdict, _pane.Exited):
+            self.exit_status = verdict.exit_status
+            self._set(Status.DEAD)
+            raise PromptNotDelivered("the agent exited before it showed it received the prompt")
+        if verdict is not None:
+            raise PromptNotDelivered(verdict)
         self._set(Status.RUNNING)
 
     async def _wait_ready(self, timeout: float) -> None:
@@ -505,12 +537,16 @@ class Instance:
         the last look → RUNNING, unchanged → READY. The first look in a process (no last look to
         compare with, e.g. a fresh ``squadnb ls``) looks twice, ``FIRST_LOOK_GAP`` apart. New and
         paused instances, and instances busy in another call, keep their status. Never raises because
-        the tmux server is gone (that is DEAD). A change is saved at once."""
+        the tmux server is gone (that is DEAD). A change is saved before this returns
+        (:class:`StateWriteError` when it cannot be); it never overwrites a status another process
+        wrote after this one read it (that status is taken instead)."""
         if not self.started or self.paused or self._lock.locked():
             return self.status
         status = await self._pane_status()
         if status is not self.status and not self._lock.locked() and self.started and not self.paused:
             self._set(status)
+            await self.squad._aflush(self)  # on disk before returning; a newer status written by
+            # another process meanwhile is kept, and taken here
         return self.status
 
     async def _pane_status(self) -> Status:
@@ -559,6 +595,7 @@ class Instance:
             if stats != self.diff:
                 self.diff = stats
                 self.squad._save_instance(self)
+                await self.squad._aflush(self)
         return self.diff
 
     def refresh_work(self) -> tuple[bool, int]:
@@ -631,7 +668,3 @@ class Instance:
 def _same_path(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")

@@ -8,19 +8,26 @@ anything: statuses come from the files until :meth:`Squad.refresh` looks at the 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Collection, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator
 
 from squadnb._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
 from squadnb._loop import on_loop, run_sync, twin_docs
-from squadnb.errors import DuplicateTitle, InvalidTitle, SessionError, UnknownInstance
-from squadnb.session._storage import InstanceData, Store, resolve_program
+from squadnb.errors import (DuplicateTitle, InvalidTitle, SessionError, StateFileError,
+                            StateWriteError, UnknownInstance)
+from squadnb.session._claude_squad import refuse_if_running
+from squadnb.session._storage import (Change, InstanceData, Store, Stored, change_summary, parse_time,
+                                      resolve_program)
 from squadnb.session.git import Git
 from squadnb.session.instance import Instance, Status
-from squadnb.session.tmux import Tmux, claude_squad_session_name, squadnb_session_name
+from squadnb.session._input import check_prompt, check_title, shown
+from squadnb.session.tmux import (Tmux, claude_squad_session_name, session_name_problem,
+                                  squadnb_session_name)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,25 +58,42 @@ class Squad:
     @classmethod
     def claude_squad(cls, home: str | os.PathLike[str] | None = None,
                      repo: str | os.PathLike[str] = ".", tmux_socket: str | None = None, *,
-                     program: str | None = None, branch_prefix: str | None = None) -> Squad:
+                     program: str | None = None, branch_prefix: str | None = None,
+                     force: bool = False) -> Squad:
         """The instances of claude-squad's ``~/.claude-squad``, on the default tmux server (or
         ``tmux_socket``, for tests) with claude-squad's session names (``claudesquad_<title>``): batch
         operations work on sessions made by the ``cs`` TUI, and instances made here show up in ``cs``.
         The private server's ``history-limit`` is not forced on the user's server. ``program`` and
-        ``branch_prefix`` default to claude-squad's ``config.json``, as in ``Squad()``."""
+        ``branch_prefix`` default to claude-squad's ``config.json``, as in ``Squad()``.
+
+        While a ``cs`` / ``claude-squad`` process runs, start, pause, resume, kill, stop and
+        :meth:`save` raise :class:`~squadnb.errors.ClaudeSquadRunning` before acting: ``cs`` keeps its
+        instances in memory and rewrites ``state.json`` when it exits, which would undo the change.
+        ``force=True`` (or setting ``squad.force``) goes on anyway. Reading and refreshing are never
+        refused. Times ``cs`` wrote (nanoseconds) are kept as written unless they change."""
         squad = cls.__new__(cls)
         squad._setup(Path(home if home is not None else "~/.claude-squad"), repo, program,
                      Tmux(tmux_socket), branch_prefix, claude_squad_session_name)
+        squad.guards_claude_squad = True
+        squad.force = force
         return squad
 
     def _setup(self, home: Path, repo: str | os.PathLike[str], program: str | None, tmux: Tmux,
                branch_prefix: str | None, naming: Callable[[str], str]) -> None:
+        #: True for ``claude_squad()`` homes: lifecycle calls refuse while ``cs`` runs (see ``force``)
+        self.guards_claude_squad = False
+        #: go on beside a running ``cs`` (``claude_squad(force=True)``)
+        self.force = False
+        self._stored: dict[str, Stored] = {}
+        self._queued: dict[str, _Queued] = {}
         self.home = home.expanduser().absolute()
         self.repo = str(Path(repo).expanduser().absolute())
         self.tmux = tmux
         self.git = Git()
         self.session_name_for = naming
         self.ready_timeout = 30.0
+        #: seconds a pasted prompt has to show up (the demo agent's receipt, or a change of the pane)
+        self.delivery_timeout = 10.0
         self._store = Store(self.home)
         self.config = self._store.load_config()
         self.program = program or resolve_program(self.config)
@@ -109,37 +133,172 @@ class Squad:
 
     def _load(self) -> None:
         """Merge the files into memory: new titles appear, titles deleted elsewhere go, and instances
-        not busy in a call take the stored fields."""
-        started, pending = self._store.load()
+        not busy (in a call, or with a change not written yet) take the stored fields."""
+        stored = self._store.load()
         seen: set[str] = set()
-        for data, stored in [(d, True) for d in started] + [(d, False) for d in pending]:
-            seen.add(data.title)
-            current = self._instances.get(data.title)
-            if current is not None and current._lock.locked():
+        for item in stored:
+            title = item.entry["title"]
+            seen.add(title)
+            current = self._instances.get(title)
+            if current is not None and self._busy(current):
                 continue
-            status = Status(min(data.status, int(Status.PAUSED))) if stored else Status.NEW
-            if current is not None and current.status in (Status.DEAD, Status.NEEDS_INPUT) \
-                    and status is Status.READY:
-                status = current.status
-            fresh = Instance(self, data, status)
-            if current is None:
-                self._instances[data.title] = fresh
-            else:
-                _copy_stored_fields(fresh, current)
-        for title in [t for t, inst in self._instances.items() if t not in seen and not inst._lock.locked()]:
-            del self._instances[title]
+            self._stored[title] = item
+            self._take(item, current)
+        for title, instance in list(self._instances.items()):
+            if title not in seen and not self._busy(instance):
+                del self._instances[title]
+                self._stored.pop(title, None)
 
-    def _save_instance(self, instance: Instance) -> None:
-        self._store.upsert(instance.to_data(), started=instance.started)
+    def _take(self, item: Stored, current: Instance | None) -> Instance:
+        """Set ``current`` (or a new instance) to the stored entry ``item``. DEAD and NEEDS_INPUT,
+        written as READY, are kept."""
+        data = InstanceData.from_json(item.entry, self._store.state_path if item.started
+                                      else self._store.pending_path)
+        status = Status(data.status) if item.started else Status.NEW
+        if current is not None and current.status in (Status.DEAD, Status.NEEDS_INPUT) \
+                and status is Status.READY:
+            status = current.status
+        fresh = Instance(self, data, status)
+        if current is None:
+            current = fresh
+        else:
+            _copy_stored_fields(fresh, current)
+        self._instances[data.title] = current
+        return current
+
+    def _busy(self, instance: Instance) -> bool:
+        """True while a call holds the instance or a change of it is not written yet."""
+        self._collect(instance.title)
+        return instance._lock.locked() or instance.title in self._queued
+
+    def _call_lock(self, instance: Instance) -> asyncio.Lock:
+        """The lock every lifecycle call of ``instance`` holds; see :class:`_CallLock`."""
+        return _CallLock(self, instance)
+
+    def _entry(self, instance: Instance) -> dict[str, Any]:
+        """``instance`` as a file entry; a time that did not change keeps the text it was read as
+        (claude-squad writes nanoseconds, Python keeps microseconds)."""
+        entry = instance.to_data().to_json()
+        stored = self._stored.get(instance.title)
+        if stored is not None:
+            for key in ("created_at", "updated_at"):
+                text = stored.entry.get(key)
+                if isinstance(text, str) and parse_time(text) == getattr(instance, key):
+                    entry[key] = text
+        return entry
+
+    def _save_instance(self, instance: Instance, *, observed: bool | None = None) -> None:
+        """Queue a write of ``instance``'s fields. Only the fields it changed since this squad read or
+        wrote it are written (:func:`~squadnb.session._storage.merge_entry`). ``observed`` (default:
+        True when no call holds the instance, i.e. a refresh) marks an observation, which never
+        overwrites a status another process wrote meanwhile. A lifecycle call's writes are on disk
+        before the call returns (its lock waits for them); :meth:`_aflush` waits at once."""
+        if observed is None:
+            observed = not instance._lock.locked()
+        self._submit(instance.title, self._entry(instance), instance.started, observed)
 
     def _forget(self, instance: Instance) -> None:
-        self._store.delete(instance.title)
+        """Queue the removal of ``instance`` from the files and drop it from the squad."""
+        self._submit(instance.title, None, instance.started, False)
         self._instances.pop(instance.title, None)
 
+    def _submit(self, title: str, entry: dict[str, Any] | None, started: bool, observed: bool) -> None:
+        self._collect(title)
+        previous = self._queued.get(title)
+        stored = self._stored.get(title)
+        base = previous.base if previous is not None else (stored.entry if stored else None)
+        future = self._store.submit(Change(title, entry, base, started, observed))
+        self._queued[title] = _Queued(entry, base, future)
+
+    async def _aflush(self, instance: Instance) -> None:
+        """Wait until ``instance``'s queued changes are on disk, then take what the file holds.
+        Raises :class:`StateWriteError` (naming the instance and the change) when the write failed;
+        the instance then holds what the file still holds."""
+        queued = self._queued.get(instance.title)
+        if queued is None:
+            return
+        with contextlib.suppress(Exception):  # the future's error is raised by _settle
+            await asyncio.shield(asyncio.wrap_future(queued.future))
+        self._settle(instance, queued)
+
+    def _settle(self, instance: Instance, queued: _Queued) -> None:
+        """Take the outcome of a finished write of ``instance`` (see :meth:`_aflush`)."""
+        error = queued.future.exception()
+        if error is None:
+            self._collect(instance.title)
+            return
+        if self._queued.get(instance.title) is queued:
+            del self._queued[instance.title]
+        try:
+            on_disk: Stored | None = next((item for item in self._store.load()
+                                           if item.entry["title"] == instance.title), None)
+        except StateFileError:
+            on_disk = self._stored.get(instance.title)
+        if on_disk is None:
+            self._instances.pop(instance.title, None)
+            self._stored.pop(instance.title, None)
+            held = "no entry"
+        else:
+            self._stored[instance.title] = on_disk
+            self._take(on_disk, instance)
+            held = f"status {instance.status.name.lower()}"
+        kind = type(error) if isinstance(error, StateFileError) else StateWriteError
+        raise kind(f"instance {instance.title!r}: saving {change_summary(queued.entry, queued.base)} "
+                   f"failed: {error}; the instance keeps what the file holds ({held})") from error
+
+    def _collect(self, title: str) -> None:
+        """Take the outcome of the last write of ``title`` if it has finished: the entry the file now
+        holds (fields another process changed come in). A failed observation is dropped (the next
+        load takes the file's value)."""
+        queued = self._queued.get(title)
+        if queued is None or not queued.future.done():
+            return
+        del self._queued[title]
+        if queued.future.exception() is not None:
+            return
+        stored = queued.future.result()
+        instance = self._instances.get(title)
+        if stored is None:
+            self._stored.pop(title, None)
+            if instance is not None and not instance._lock.locked():
+                del self._instances[title]
+            return
+        self._stored[title] = stored
+        sent = queued.entry or {}
+        if instance is not None and any(stored.entry.get(key) != value for key, value in sent.items()
+                                        if key != "prompt"):
+            self._take(stored, instance)
+
+    async def _aguard_claude_squad(self) -> None:
+        """Before a lifecycle call changes claude-squad's state: refuse with
+        :class:`~squadnb.errors.ClaudeSquadRunning` while a ``cs`` process runs, unless ``force``.
+        Only ``Squad.claude_squad()`` homes are guarded (``cs`` never writes squadnb's own home)."""
+        if self.guards_claude_squad and not self.force:
+            await asyncio.to_thread(refuse_if_running)
+
     def save(self) -> None:
-        """Write every instance to the files (each change is already saved as it happens)."""
-        for instance in self.instances:
-            self._save_instance(instance)
+        """Write every instance's fields changed in memory (each lifecycle change is already saved as
+        it happens) and wait until they are on disk. Raises :class:`StateWriteError` (the first;
+        the others as notes) and, beside a running ``cs``, :class:`ClaudeSquadRunning`."""
+        if self.guards_claude_squad and not self.force:
+            refuse_if_running()
+        instances = self.instances
+        for instance in instances:
+            self._save_instance(instance, observed=False)
+        _raise_first(self._settle_all(instances))
+
+    def _settle_all(self, instances: list[Instance]) -> list[StateFileError]:
+        errors: list[StateFileError] = []
+        for instance in instances:
+            queued = self._queued.get(instance.title)
+            if queued is None:
+                continue
+            concurrent.futures.wait([queued.future])
+            try:
+                self._settle(instance, queued)
+            except StateFileError as exc:
+                errors.append(exc)
+        return errors
 
     # ------------------------------------------------------------------ instances
     def new(self, title: str, program: str | None = None, branch: str | None = None,
@@ -153,36 +312,45 @@ class Squad:
         :class:`~squadnb.ops.BatchStartOperation`. ``branch`` names an existing branch to work on
         (never deleted by kill) or a new one; ``prompt`` is sent once the agent is ready after start.
 
-        Raises :class:`InvalidTitle` (empty, or a control character), :class:`DuplicateTitle` (an
-        instance has that title or tmux session name, or a live tmux session has the name) and
-        :class:`NotAGitRepo` (the repository is not a git work tree or has no commit), before anything
-        is created.
+        Raises, before anything is created: :class:`InvalidTitle` (not a string, blank, longer than
+        100 characters, or holding a control, format or line-separator character — see
+        ``squadnb.session._input.check_title`` — or, under :meth:`claude_squad`, a title whose
+        claude-squad session name would hold a character tmux treats specially, such as ``#`` or
+        ``;``), :class:`InvalidPrompt` (a ``prompt`` the prompt policy refuses),
+        :class:`DuplicateTitle` (an instance has that title or tmux session name, or a live tmux
+        session has the name) and :class:`NotAGitRepo` (the repository is not a git work tree or has
+        no commit).
         """
-        if not isinstance(title, str) or not title.strip():
-            raise InvalidTitle("an instance needs a non-empty title")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in title):
-            raise InvalidTitle(f"instance {title!r}: the title has a control character")
-        self._load()
+        check_title(title)
         name = self.session_name_for(title)
+        problem = session_name_problem(name)
+        if problem is not None:
+            raise InvalidTitle(f"title {shown(title)}: its tmux session name {shown(name)} cannot be "
+                               f"used: {problem}")
+        if prompt:
+            prompt = check_prompt(prompt, title)
+        self._load()
         if title in self._instances:
-            raise DuplicateTitle(f"instance {title!r} already exists")
+            raise DuplicateTitle(f"instance {shown(title)} already exists")
         clash = next((i.title for i in self._instances.values() if i.session_name == name), None)
         if clash is not None:
-            raise DuplicateTitle(f"instance {title!r}: its tmux session name {name!r} is taken by "
-                                 f"instance {clash!r}")
+            raise DuplicateTitle(f"instance {shown(title)}: its tmux session name {shown(name)} is "
+                                 f"taken by instance {shown(clash)}")
         if await self.tmux.has_session(name):
-            raise DuplicateTitle(f"instance {title!r}: a tmux session named {name!r} already exists")
+            raise DuplicateTitle(f"instance {shown(title)}: a tmux session named {shown(name)} "
+                                 "already exists")
         try:
             await self.git.head_sha(await self.git.toplevel(self.repo))
         except Exception as exc:
-            exc.args = (f"instance {title!r}: {exc}", *exc.args[1:])
+            exc.args = (f"instance {shown(title)}: {exc}", *exc.args[1:])
             raise
         data = InstanceData(title=title, path=self.repo, branch=branch or "",
                             program=program or self.program, prompt=prompt,
                             auto_yes=bool(self.config.get("auto_yes")))
         instance = Instance(self, data, Status.NEW)
         self._instances[title] = instance
-        self._save_instance(instance)
+        self._save_instance(instance, observed=False)
+        await self._aflush(instance)
         return instance
 
     @property
@@ -194,7 +362,7 @@ class Squad:
         try:
             return self._instances[title]
         except KeyError:
-            raise UnknownInstance(f"no instance titled {title!r} in {self.home}") from None
+            raise UnknownInstance(f"no instance titled {shown(title)} in {self.home}") from None
 
     def __contains__(self, title: object) -> bool:
         return title in self._instances
@@ -284,9 +452,17 @@ class Squad:
         started, unpaused instance's status from its pane and its diff stats, as claude-squad's tick
         does, and every started instance's ``dirty`` and ``ahead`` (two git reads each). Never
         raises because the tmux server is gone (those instances become DEAD) or because git fails on
-        one worktree (its last diff stats and guard rails are kept)."""
+        one worktree (its last diff stats and guard rails are kept). Raises
+        :class:`StateWriteError` when a changed status cannot be saved (full disk, read-only home).
+        A status another process wrote after this squad read it is never overwritten by what this
+        refresh saw."""
         self._load()
-        await asyncio.gather(*(_refresh(inst) for inst in self.instances))
+        instances = self.instances
+        outcomes = await asyncio.gather(*(_refresh(inst) for inst in instances), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, StateFileError):
+                raise outcome
+        _raise_first([outcome for outcome in outcomes if isinstance(outcome, StateFileError)])
 
     def kill_server(self) -> None:
         return run_sync(self.akill_server())
@@ -315,6 +491,43 @@ async def _refresh(instance: Instance) -> None:
         await instance.adiff_stats()
     with contextlib.suppress(SessionError):
         await instance.arefresh_work()
+
+
+def _raise_first(errors: list[StateFileError]) -> None:
+    if errors:
+        for other in errors[1:]:
+            errors[0].add_note(str(other))
+        raise errors[0]
+
+
+@dataclass
+class _Queued:
+    """A change of one instance handed to the store: what was sent, on which base, and its future."""
+
+    entry: dict[str, Any] | None
+    base: dict[str, Any] | None
+    future: concurrent.futures.Future[Stored | None]
+
+
+class _CallLock(asyncio.Lock):
+    """The lock of an instance's lifecycle calls. On release it first waits until the call's state
+    changes are on disk (fsync'd), so a change is saved before the call returns (a SIGKILL right
+    after loses nothing), while the changes of concurrent calls share one file write. A failed write
+    raises :class:`StateWriteError`, or is added as a note to the error the call already raises."""
+
+    def __init__(self, squad: Squad, instance: Instance) -> None:
+        super().__init__()
+        self._squad, self._instance = squad, instance
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            await self._squad._aflush(self._instance)
+        except StateFileError as error:
+            if exc is None:
+                raise
+            exc.add_note(str(error))
+        finally:
+            self.release()
 
 
 def _statuses(spec: StatusSpec) -> set[Status]:

@@ -7,21 +7,28 @@ started without the user's config (``-f /dev/null``), and its ``history-limit`` 
 each ``new-session`` (a per-session setting does not reach the pane already created). Every new
 session gets ``remain-on-exit on`` in the same tmux command, so a program that exits at once leaves a
 dead pane whose exit status can be read, instead of a vanished session.
+
+Session names never carry what tmux treats specially (:func:`session_name_problem`): the commands that
+act on a session refuse such a name with :class:`~squadnb.errors.TmuxError` before running tmux, and
+the queries answer "no such session" without asking tmux.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 from squadnb.errors import TmuxError
+from squadnb.session._input import shown
 from squadnb.session._run import Completed, Runner, run_command
 
-__all__ = ["PaneState", "Tmux", "claude_squad_session_name", "squadnb_session_name"]
+__all__ = ["PaneState", "Tmux", "claude_squad_session_name", "session_name_problem",
+           "squadnb_session_name"]
 
 HISTORY_LIMIT = 50_000
 _STATE_FORMAT = "#{pane_dead}\t#{pane_dead_status}\t#{pane_pid}\t#{pane_current_command}"
@@ -40,6 +47,43 @@ def claude_squad_session_name(title: str) -> str:
     session really has (claude-squad looks for the unrenamed one and never finds it).
     """
     return "claudesquad_" + re.sub(r"\s+", "", title).replace(".", "_").replace(":", "_")
+
+
+_PATTERN = "is a pattern character in the non-exact targets claude-squad uses"
+#: what tmux 3.3a does with each character refused in a session name (checked by experiment)
+_SPECIAL = {
+    "#": "starts a tmux format (#(...) runs a shell command)",
+    ";": "ends a tmux command when it ends an argument",
+    ":": "separates the session from the window in a tmux target (tmux renames it to '_')",
+    ".": "separates the window from the pane in a tmux target (tmux renames it to '_')",
+    "$": "marks a session id in a tmux target, and tmux stores it escaped",
+    "\\": "is stored escaped by tmux",
+    "{": "delimits tmux command blocks and special targets such as {last}",
+    "}": "delimits tmux command blocks and special targets such as {last}",
+    "*": _PATTERN, "?": _PATTERN, "[": _PATTERN, "]": _PATTERN,
+}
+
+
+def session_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be passed to tmux as a session name as it is, or None when it can: it is
+    empty, or holds a character tmux treats specially (``# ; : . $ \\ { }``, and the patterns
+    ``* ? [ ]``) or a control, format, separator or space character."""
+    if not name:
+        return "it is empty"
+    for at, ch in enumerate(name):
+        reason = _SPECIAL.get(ch)
+        if reason is None and unicodedata.category(ch)[0] in "CZ":
+            reason = "is a control, format, separator or space character"
+        if reason is not None:
+            return f"{ch!r} at position {at} {reason}"
+    return None
+
+
+def _checked(name: str) -> str:
+    problem = session_name_problem(name)
+    if problem is not None:
+        raise TmuxError(f"refusing the tmux session name {shown(name)}: {problem}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -90,6 +134,7 @@ class Tmux:
                           height: int = 50, env: Mapping[str, str] | None = None) -> None:
         """Create detached session ``name`` running ``command`` (through tmux's default shell, so a
         command line with arguments works) in ``cwd``."""
+        _checked(name)
         args: list[str] = []
         if self.socket is not None:
             args += ["start-server", ";", "set-option", "-g", "history-limit", str(self.history_limit),
@@ -101,7 +146,10 @@ class Tmux:
         await self._check(*args, what=f"tmux new-session {name!r}")
 
     async def has_session(self, name: str) -> bool:
-        """True if session ``name`` exists (False also when the server is not running)."""
+        """True if session ``name`` exists (False also when the server is not running, or when the
+        name is one tmux cannot be asked about safely)."""
+        if session_name_problem(name) is not None:
+            return False
         return (await self._call("has-session", "-t", f"={name}")).ok
 
     def _state_query(self, name: str) -> list[str]:
@@ -113,6 +161,8 @@ class Tmux:
 
     async def pane_state(self, name: str) -> PaneState | None:
         """The state of the session's pane, or None when the session (or the server) is gone."""
+        if session_name_problem(name) is not None:
+            return None
         done = await self._call(*self._state_query(name))
         return _parse_state(done.stdout) if done.ok else None
 
@@ -126,6 +176,8 @@ class Tmux:
     async def snapshot(self, name: str) -> tuple[PaneState, str] | None:
         """The pane's state and its visible text (no escapes) from one tmux call; None when the
         session (or the server) is gone."""
+        if session_name_problem(name) is not None:
+            return None
         done = await self._call(*self._state_query(name), ";",
                                 "capture-pane", "-p", "-J", "-t", f"={name}:")
         if not done.ok:
@@ -146,30 +198,33 @@ class Tmux:
     async def capture(self, name: str, *, full_history: bool = False) -> str:
         """The pane's text (wrapped lines joined, no escape sequences); the whole scroll-back with
         ``full_history``."""
-        args = ["capture-pane", "-p", "-J", "-t", f"={name}:"]
+        args = ["capture-pane", "-p", "-J", "-t", f"={_checked(name)}:"]
         if full_history:
             args += ["-S", "-", "-E", "-"]
         return (await self._check(*args, what=f"capture-pane of session {name!r}")).stdout
 
     async def paste(self, name: str, text: str, *, enter: bool = True) -> None:
-        """Paste ``text`` into the pane (``load-buffer`` + ``paste-buffer -p``: bracketed paste when the
-        program asked for it, so a long or multi-line prompt arrives as one), then press Enter as a
-        separate key so the paste cannot swallow it."""
+        """Paste ``text`` into the pane (``load-buffer`` + ``paste-buffer -p -r``: bracketed paste when
+        the program asked for it, so a long or multi-line prompt arrives as one, and ``-r`` so a
+        newline stays a newline instead of tmux's default CR), then press Enter as a separate key so
+        the paste cannot swallow it. ``text`` must already be checked (``session._input``): a paste
+        marker or a control character in it would reach the program as keys."""
+        _checked(name)
         buffer = f"squadnb-{uuid.uuid4().hex}"
         await self._check("load-buffer", "-b", buffer, "-", input=text.encode(),
                           what=f"load-buffer for session {name!r}")
-        await self._check("paste-buffer", "-p", "-d", "-b", buffer, "-t", f"={name}:",
+        await self._check("paste-buffer", "-p", "-r", "-d", "-b", buffer, "-t", f"={name}:",
                           what=f"paste-buffer into session {name!r}")
         if enter:
             await self.send_keys(name, "Enter")
 
     async def send_keys(self, name: str, *keys: str) -> None:
         """Send tmux key names (``Enter``, ``C-c``) to the pane."""
-        await self._check("send-keys", "-t", f"={name}:", *keys, what=f"send-keys to session {name!r}")
+        await self._check("send-keys", "-t", f"={_checked(name)}:", *keys, what=f"send-keys to session {name!r}")
 
     async def kill_session(self, name: str) -> bool:
         """Kill session ``name``; False if it did not exist (or the server is gone)."""
-        done = await self._call("kill-session", "-t", f"={name}")
+        done = await self._call("kill-session", "-t", f"={_checked(name)}")
         if done.ok:
             return True
         if await self.has_session(name):

@@ -49,7 +49,7 @@ def test_tmux_targets_are_exact_and_the_private_server_ignores_the_user_config()
     assert rec.calls[1][-3:] == ["kill-session", "-t", "=squadnb_a"]
     load, paste, enter = rec.calls[2:5]
     assert load[5:8] == ["load-buffer", "-b", load[7]] and load[-1] == "-"
-    assert paste[5:] == ["paste-buffer", "-p", "-d", "-b", load[7], "-t", "=squadnb_a:"]
+    assert paste[5:] == ["paste-buffer", "-p", "-r", "-d", "-b", load[7], "-t", "=squadnb_a:"]
     assert enter[5:] == ["send-keys", "-t", "=squadnb_a:", "Enter"]
     default = Tmux(None, runner=rec)
     asyncio.run(default.has_session("claudesquad_x"))

@@ -251,7 +251,7 @@ def test_corrupt_state_file_is_reported_and_kept(squad: Squad) -> None:
         squad.new("two")
     assert state.read_text() == "{not json"
     state.write_text(json.dumps({"instances": [{"status": 1}]}))
-    with pytest.raises(StateFileError, match="unreadable instance entry"):
+    with pytest.raises(StateFileError, match=r"state.json: instances\[0\].title: is missing"):
         Squad(home=squad.home, repo=squad.repo, tmux_socket=squad.tmux_socket)
     state.unlink()
 
