@@ -24,11 +24,16 @@ from pathlib import Path
 import pytest
 from helpers import branches, tmux_sessions, wait_for
 
+import squadnb
 from squadnb.agents import demo_program, scratch_repo
 from squadnb.errors import SquadError
 from squadnb.session.squad import Squad
 
 # the columns of PartialResult.to_dataframe(), as the README lists them
+# Each test runs up to ~20 commands, each a new process that imports pandas (1-5 s on two cores shared
+# by eight test runs): more than the suite's 120 s per test on a loaded machine, never a hang.
+pytestmark = pytest.mark.timeout(300)
+
 RECORD_FIELDS = ["instance", "operation", "status", "ok", "error", "error_type", "value", "attempts",
                  "start_time", "elapsed"]
 
@@ -421,6 +426,7 @@ def test_bad_input_changes_nothing(cli: Cli, tmp_path: Path) -> None:
         (("pause", a, cli.t("nosuch")), cli.t("nosuch")),
         (("pause", "--where", "status == 'dead'"), "no instance matches"),
         (("pause", "--where", "status ==="), "bad --where expression"),
+        (("pause", "--where", "@os.getcwd() == ''"), "bad --where expression"),
         (("pause", "--where", "nosuchcolumn > 0"), "bad --where expression"),
         (("pause", "--status", "sleepy"), "unknown status"),
         (("pause",), "no targets"),
@@ -529,3 +535,102 @@ def test_ctrl_c_cancels_the_batch_and_reports_it(cli: Cli) -> None:
     [record] = json.loads(out)
     assert record["instance"] == busy and record["status"] == "cancelled"
     assert cli.state()[busy]["status"] != 3 and cli.session(busy) in tmux_sessions(cli.socket)
+
+
+# -- a fast start ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["ls", "--help"], ["start", "--help"]])
+def test_help_and_version_load_no_table_machinery(argv: list[str]) -> None:
+    """--help and --version import neither pandas, tqdm, ipywidgets nor the engine or the session
+    layer (the speed is measured by benchmarks/cli_startup.py; this keeps the reason for it)."""
+    heavy = ["pandas", "tqdm", "ipywidgets", "squadnb.engine", "squadnb.session", "squadnb.ops",
+             "squadnb.cli.commands", "squadnb.cli.demo"]
+    code = ("import sys\nfrom squadnb.cli import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+    version = subprocess.run([sys.executable, "-m", "squadnb", "--version"], capture_output=True,
+                             text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.strip() == f"squadnb {squadnb.__version__}"
+
+
+# -- hostile input: --where is data, values are clipped, output is escaped ------------------------
+
+
+def test_where_never_runs_code(cli: Cli, tmp_path: Path) -> None:
+    a, b = cli.t("a"), cli.t("b")
+    cli.ok("new", a, b, "--program", demo_program())
+    marker = tmp_path / "ran"
+    before = snapshot(cli.home, cli.repo, cli.socket)
+    payloads = [f"@os.system('touch {marker}') == 0", f"__import__('os').system('touch {marker}') == 0",
+                "@sys.exit(0)", f"@shutil.rmtree('{cli.repo}')", "@squad.kill_server() == 0",
+                f"title == open('{marker}', 'w').name"]
+    for command in ("ls", "start", "kill"):
+        for payload in payloads:
+            done = cli(command, "--where", payload, *(["--force"] if command == "kill" else []))
+            assert_usage_error(done, "bad --where expression")
+            assert not marker.exists(), payload
+            assert snapshot(cli.home, cli.repo, cli.socket) == before, payload
+    assert [r["title"] for r in cli.json("ls", "--where", f"title.str.endswith('-b')")] == [b]
+    assert [r["title"] for r in cli.json("ls", "--where", "status in ['new'] and not alive")] == [a, b]
+
+
+def test_bad_values_are_quoted_at_most_80_characters(cli: Cli) -> None:
+    cli.ok("new", cli.t("a"), "--program", demo_program())
+    long = "q" * 300
+    for argv in (("pause", long), ("ls", "--status", long), ("ls", "--where", f"{long} == 1"),
+                 ("ls", "--where", f"title == '{long}' and nosuch"), ("preview", long),
+                 ("new", long), ("kill", "--where", f"title == '{long}'")):
+        done = cli(*argv)
+        assert_usage_error(done)
+        assert "q" * 81 not in done.stderr, argv
+
+
+def test_output_escapes_control_characters_from_files(cli: Cli) -> None:
+    """What ls prints comes from the home's files (a title, a branch, a program): escape sequences
+    and bidi overrides in it are printed escaped, never raw; JSON keeps the exact text."""
+    a = cli.t("a")
+    program = "demo \x1b[31mred\x1b[0m \u202eevil \x85next"
+    cli.ok("new", a, "--program", program)
+    for fmt in ((), ("--csv",)):
+        out = cli.ok("ls", *fmt).stdout
+        assert "\x1b" not in out and "\u202e" not in out and "\x85" not in out, fmt
+        assert "\\x1b[31mred" in out and "\\u202eevil" in out and "\\x85next" in out, fmt
+    out = cli.ok("ls", "--json").stdout
+    assert "\x1b" not in out and "\u202e" not in out
+    assert json.loads(out)[0]["program"] == program
+
+
+def test_kill_all_forgets_never_started_instances(cli: Cli) -> None:
+    (started,) = cli.started("s")
+    fresh = [cli.t("n1"), cli.t("n2")]
+    cli.ok("new", *fresh, "--program", demo_program())
+    records = cli.json("kill", "--all", "--force")
+    assert {r["instance"]: r["status"] for r in records} == {started: "succeeded", fresh[0]: "succeeded",
+                                                              fresh[1]: "succeeded"}
+    assert cli.ok("ls").stdout.strip() == "no instances"
+    assert cli.state() == {} and branches(cli.repo) == {"main"}
+
+
+def test_an_empty_prompt_is_exit_1_and_sends_nothing(cli: Cli) -> None:
+    """The issue's rule: an empty prompt is the instances' failure (exit 1, each refused before
+    anything is sent), not a usage error."""
+    (a,) = cli.started("a")
+    for text in ("", "   "):
+        done = cli("prompt", text, a, "--json")
+        assert done.returncode == 1, (done.stdout, done.stderr)
+        [record] = json.loads(done.stdout)
+        assert record["status"] == "invalid" and "empty" in record["error"]
+        assert "Traceback" not in done.stderr
+    assert cli.json("diff", a)[0]["added"] == 0
+
+
+def test_an_os_error_is_one_line_not_a_traceback(cli: Cli) -> None:
+    done = cli("demo", "--workdir", "/proc/squadnb-no-such/dir")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.startswith("squadnb: error: ") and "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from squadnb._loop import run_sync
-from squadnb.cli.output import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError, emit_frame,
-                                emit_result, error, one_line, progress)
+from squadnb.cli import where
+from squadnb.cli.output import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError, clip, emit_frame,
+                                emit_result, error, one_line, printable, progress)
 from squadnb.engine.executor import BatchExecutor
 from squadnb.engine.operation import Operation
 from squadnb.engine.result import instance_label
@@ -55,8 +56,11 @@ def _selection(squad: Squad, args: argparse.Namespace, *, default_all: bool) -> 
     try:
         statuses = [Status.parse(s).label for value in args.status or [] for s in value.split(",")
                     if s.strip()]
-    except ValueError as exc:  # names every status
-        raise UsageError(str(exc)) from None
+    except ValueError:
+        bad = next(s for value in args.status for s in value.split(",") if s.strip() and
+                   s.strip().upper() not in Status.__members__)
+        raise UsageError(f"unknown status {clip(bad)} (one of: "
+                         f"{', '.join(status.label for status in Status)})") from None
     if args.all and titles:
         raise UsageError("name instances or pass --all, not both")
     if not (titles or args.all or statuses or args.where) and not default_all:
@@ -67,19 +71,19 @@ def _selection(squad: Squad, args: argparse.Namespace, *, default_all: bool) -> 
     if titles:
         unknown = [t for t in titles if t not in set(frame["title"])]
         if unknown:
-            raise UsageError(f"no instance named {', '.join(map(repr, unknown))} in {squad.home}")
+            named = ", ".join(clip(title) for title in unknown[:3]) + (" …" if len(unknown) > 3 else "")
+            raise UsageError(f"no instance named {named} in {squad.home}")
         frame = frame.set_index("title", drop=False).loc[list(dict.fromkeys(titles))]
         frame = frame.reset_index(drop=True)
     if statuses:
         frame = frame[frame["status"].isin(statuses)]
     if args.where:
         try:
-            frame = frame.query(args.where)
-        except Exception as exc:  # pandas raises many types for a bad expression; all are bad input
-            raise UsageError(f"bad --where expression {args.where!r}: {type(exc).__name__}: "
-                             f"{exc}") from exc
+            frame = where.select(frame, args.where)
+        except where.BadExpression as exc:
+            raise UsageError(str(exc)) from None
     if frame.empty and (titles or args.all or statuses or args.where):
-        what = [f"--where {args.where!r}"] if args.where else []
+        what = [f"--where {clip(args.where)}"] if args.where else []
         what += [f"--status {','.join(statuses)}"] if statuses else []
         raise UsageError(f"no instance matches {' '.join(what) or 'the targets'} in {squad.home}")
     return frame
@@ -120,7 +124,7 @@ def transaction_message(exc: TransactionError) -> str:
     failed = len(exc.result.failures)
     message = f"transaction failed ({failed} of {exc.result.total} failed)"
     if isinstance(exc, RollbackIncomplete):
-        broken = ", ".join(repr(instance_label(r.instance)) for r in exc.rollback_result.failures)
+        broken = ", ".join(clip(instance_label(r.instance)) for r in exc.rollback_result.failures)
         return f"{message}, and the rollback failed on {broken}: their state is mixed"
     return f"{message}; every success was rolled back"
 
@@ -141,7 +145,7 @@ def new(args: argparse.Namespace) -> int:
     squad = open_squad(args)
     repeated = sorted({t for t in args.titles if args.titles.count(t) > 1})
     if repeated:
-        raise UsageError(f"title {', '.join(map(repr, repeated))} given more than once")
+        raise UsageError(f"title {', '.join(map(clip, repeated))} given more than once")
     created: list[Instance] = []
     try:
         for title in args.titles:
@@ -164,7 +168,7 @@ def batch(args: argparse.Namespace) -> int:
         "start": lambda: BatchStartOperation(first_time_setup=not args.restart),
         "pause": BatchPauseOperation,
         "resume": BatchResumeOperation,
-        "kill": BatchKillOperation,
+        "kill": _KillOrForget,
         "prompt": lambda: BatchPromptOperation(args.text),
     }
     if args.command == "kill":
@@ -195,7 +199,8 @@ def diff(args: argparse.Namespace) -> int:
         if args.patch and not (args.json or args.csv):
             for title, content in zip(frame["instance"], frame["content"]):
                 if content:
-                    print(f"\n--- {title}\n{content}")
+                    patch = printable(content, keep="\n\t")  # a diff is lines; tabs are code
+                    print(f"\n--- {printable(title)}\n{patch}")
 
     return _run_batch(args, instances, DiffOperation(), show)
 
@@ -211,15 +216,26 @@ def preview(args: argparse.Namespace) -> int:
 # -- kill's guard ----------------------------------------------------------------------------------
 
 
+class _KillOrForget(BatchKillOperation):
+    """The command's kill: :class:`~squadnb.BatchKillOperation`, except that a never-started (new)
+    instance is not refused but forgotten, as ``Instance.kill()`` forgets it, so ``squadnb kill --all``
+    leaves no instance behind. A new instance holds no work, so nothing can be lost."""
+
+    def validate(self, instance: Instance) -> Any:
+        if instance.status is Status.NEW:
+            return None
+        return super().validate(instance)
+
+
 async def _unsaved(instances: list[Instance]) -> list[str]:
     """The instances (title, and why when the check failed) whose kill would lose work."""
     checks = await asyncio.gather(*(i.ahas_unsaved_work() for i in instances), return_exceptions=True)
     lost = []
     for instance, check in zip(instances, checks):
         if isinstance(check, BaseException):
-            lost.append(f"{instance.title!r} (could not check: {one_line(check)})")
+            lost.append(f"{clip(instance.title)} (could not check: {one_line(check)})")
         elif check:
-            lost.append(repr(instance.title))
+            lost.append(clip(instance.title))
     return lost
 
 

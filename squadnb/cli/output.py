@@ -3,14 +3,12 @@ results and squads as text, JSON or CSV.
 
 Every batch record comes from :meth:`PartialResult.to_dataframe() <squadnb.PartialResult.to_dataframe>`,
 so the command names its fields as the notebook's tables and the exported reports name their columns.
-pandas is imported by the functions that build a table, never at import time (``squadnb --help``
-stays fast).
+pandas (and json, dataclasses) are imported by the functions that build a table, never at import
+time: ``squadnb --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import sys
 from typing import TYPE_CHECKING, Any
@@ -22,14 +20,17 @@ if TYPE_CHECKING:
 
     from squadnb.engine.result import PartialResult
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "emit_frame",
-           "emit_result", "error", "flat", "one_line", "progress", "result_table",
-           "text_table"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "QUOTE", "UsageError", "clip",
+           "emit_frame", "emit_result", "error", "flat", "one_line", "printable", "progress",
+           "result_table", "text_table"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+#: the most characters of a bad value an error message quotes
+QUOTE = 80
 
 #: The columns of a result the text table shows (the JSON and CSV records hold every column).
 TEXT_COLUMNS = ("instance", "operation", "status", "attempts", "elapsed")
@@ -40,14 +41,33 @@ class UsageError(Exception):
     nothing changed."""
 
 
+def printable(text: object, keep: str = "") -> str:
+    """``text`` safe for a terminal: every character that is not printable (control characters such
+    as ESC, format characters such as U+202E, line separators such as U+0085) written as its Python
+    escape (``\\x1b``), except those in ``keep``. Titles, branches and errors come from files and
+    agents; printed raw they could move the cursor, recolour or reorder what the user reads."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
+def clip(value: object, limit: int = QUOTE) -> str:
+    """``repr`` of the first ``limit`` characters of ``value`` (``…`` after it when cut), to quote a
+    bad value in an error: control characters escaped, never more than ``limit`` of its
+    characters."""
+    text = str(value)
+    return repr(text[:limit]) + ("…" if len(text) > limit else "")
+
+
 def one_line(text: object) -> str:
     """``text`` with its lines joined by ``; `` (an error message stays one line on stderr)."""
     return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
 def error(message: object) -> None:
-    """Print ``squadnb: error: <message>`` (one line) on stderr."""
-    print(f"squadnb: error: {one_line(message)}", file=sys.stderr)
+    """Print ``squadnb: error: <message>`` on stderr: one line, non-printable characters escaped."""
+    print(f"squadnb: error: {printable(one_line(message))}", file=sys.stderr)
 
 
 def progress() -> str | bool:
@@ -58,6 +78,8 @@ def progress() -> str | bool:
 def _jsonable(value: Any) -> Any:
     """A result's ``value`` as JSON holds it: a dataclass as an object, anything else JSON cannot
     hold as its ``str``."""
+    import dataclasses
+
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -113,7 +135,7 @@ def text_table(frame: pd.DataFrame) -> str:
         if pd.api.types.infer_dtype(frame[column], skipna=True) in ("integer", "floating",
                                                                     "mixed-integer-float"):
             continue
-        cells = ["" if v is None else str(v) for v in frame[column]]
+        cells = ["" if v is None else printable(v) for v in frame[column]]
         width = max(len(str(column)), *map(len, cells)) if cells else len(str(column))
         frame[column] = [cell.ljust(width) for cell in cells]
         labels[column] = str(column).ljust(width)
@@ -137,13 +159,16 @@ def result_table(frame: pd.DataFrame) -> str:
 def emit_frame(args: argparse.Namespace, frame: pd.DataFrame) -> None:
     """Print ``frame`` as the output options say: JSON records, CSV, or a text table (``no
     instances`` when empty)."""
+    import json
+
     if args.json:
         print(json.dumps(flat(frame).to_dict(orient="records"), indent=2))
     elif args.csv:
         frame_out = flat(frame)
         if "value" in frame_out:
             frame_out["value"] = [None if v is None else json.dumps(v) for v in frame_out["value"]]
-        frame_out.to_csv(sys.stdout, index=False)
+        frame_out.map(lambda v: printable(v, keep="\n\t") if isinstance(v, str) else v) \
+            .to_csv(sys.stdout, index=False)
     elif frame.empty:
         print("no instances")
     else:

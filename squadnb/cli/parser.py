@@ -203,3 +203,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the reader (`| head`) went away: stop quietly, and keep Python from complaining at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
+    except OSError as exc:  # a full disk, an unwritable home: the work failed, say why in one line
+        error(exc)
+        return EXIT_FAILED
