@@ -40,9 +40,14 @@ STATUS_STYLES = {
 
 
 def _display_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Everything as text (so every cell is escaped), elapsed in seconds, empty cells for NA."""
+    """Everything as text (so every cell is escaped), elapsed in seconds, empty cells for NA; the
+    ``verified`` column only when some operation verified (it is all NA otherwise)."""
+    if "verified" in frame and frame["verified"].isna().all():
+        frame = frame.drop(columns="verified")
     shown = frame.astype(object).where(frame.notna(), "")
-    shown["ok"] = ["" if v == "" else str(bool(v)) for v in shown["ok"]]
+    for flag in ("ok", "verified"):
+        if flag in shown:
+            shown[flag] = ["" if v == "" else str(bool(v)) for v in shown[flag]]
     shown["value"] = ["" if v is None else str(v) for v in frame["value"]]
     shown["start_time"] = [t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] for t in frame["start_time"]]
     shown["elapsed"] = [f"{td.total_seconds():.3f}s" for td in frame["elapsed"]]
@@ -51,7 +56,7 @@ def _display_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def status_table(caption: str, shown: pd.DataFrame, styles: Mapping[str, str], css_class: str) -> str:
     """``<div class="<css_class>">``: the escaped caption, then ``shown`` (every cell text) as a table
-    with each row coloured by ``styles[row["status"]]`` (a plain ``DataFrame.to_html`` table when
+    with each row coloured by ``styles[row["status"]]`` (no colour without a ``status`` column; a plain ``DataFrame.to_html`` table when
     jinja2, which Styler needs, is missing). The Styler uuid is derived from the content."""
     try:
         import jinja2  # noqa: F401  (Styler needs it; checked here so the fallback is explicit)
@@ -59,7 +64,8 @@ def status_table(caption: str, shown: pd.DataFrame, styles: Mapping[str, str], c
         table = shown.to_html(index=False, escape=True)
     else:
         digest = hashlib.sha1((caption + shown.to_csv(index=False)).encode()).hexdigest()[:10]
-        table = (shown.style.apply(lambda row: [styles.get(row["status"], "")] * len(row), axis=1)
+        table = (shown.style.apply(lambda row: [styles.get(row.get("status", ""), "")] * len(row),
+                                   axis=1)
                  .format(escape="html")
                  .hide(axis="index")
                  .set_uuid(f"squadnb_{digest}")

@@ -12,6 +12,9 @@ Hierarchy::
     ├── TransactionError            a transactional batch failed; carries .result, .rollback_result
     │   ├── RolledBack              ... and every success was rolled back
     │   └── RollbackIncomplete      ... and some rollback failed too
+    ├── HostLost                    a Fleet host's Dask worker left the cluster mid-operation
+    ├── JournalError                a batch journal (SQLite) cannot be opened, read or written
+    │   └── UnknownBatch            (also KeyError) the journal has no batch with that id
     ├── SessionError                a real instance (git worktree + tmux session) misbehaved
     │   ├── InvalidTitle            empty or unusable title
     │   ├── InvalidPrompt           a prompt squadnb will not paste (empty, control characters)
@@ -49,9 +52,11 @@ __all__ = [
     "CommandFailed",
     "DuplicateTitle",
     "GitError",
+    "HostLost",
     "InvalidPrompt",
     "InvalidState",
     "InvalidTitle",
+    "JournalError",
     "NotAGitRepo",
     "OperationTimeout",
     "ProgramExited",
@@ -65,6 +70,7 @@ __all__ = [
     "StateWriteError",
     "TmuxError",
     "TransactionError",
+    "UnknownBatch",
     "UnknownInstance",
     "ValidationError",
     "VerificationError",
@@ -136,6 +142,19 @@ class RollbackIncomplete(TransactionError):
     ``.rollback_result`` to see which instances were not restored."""
 
 
+class JournalError(SquadError):
+    """A :class:`~squadnb.Journal` cannot be opened, read or written (the message names its path
+    and the cause), or a batch's stored operation cannot be unpickled. A batch whose outcome cannot
+    be recorded starts nothing new and raises it once the running operations finish."""
+
+
+class UnknownBatch(JournalError, KeyError):
+    """The journal holds no batch with the id given to ``resume`` or ``results``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class BatchInterrupted(KeyboardInterrupt):
     """Ctrl-C (a kernel interrupt) arrived while a sync ``execute`` was blocking.
 
@@ -146,6 +165,20 @@ class BatchInterrupted(KeyboardInterrupt):
     def __init__(self, result: Any) -> None:
         super().__init__(f"batch interrupted: {result!r}")
         self.result = result
+
+
+class HostLost(SquadError):
+    """The Dask worker of a :class:`~squadnb.distributed.Fleet` host left the cluster (its process died,
+    its machine went away) while an operation on one of its instances was running or about to run.
+
+    ``.host`` names the host (the worker's name). What the operation did on that host before the
+    worker died is unknown: its agent sessions keep running in their tmux server; look again with
+    ``fleet.refresh()`` once the worker is back.
+    """
+
+    def __init__(self, message: str, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host
 
 
 class SessionError(SquadError):

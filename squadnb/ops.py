@@ -11,6 +11,7 @@ operation          validation (raises :class:`~squadnb.errors.InvalidState`)  ro
                    uncommitted changes and no commits the kill would delete
 ``SendPrompt``     started, not paused; the prompt passes the prompt policy  not supported
 ``RunCommand``     started, not paused, its worktree exists                not supported
+``Push``           started (running or paused)                             not supported
 =================  ======================================================  =========================
 
 All are async (``async def execute``): they run on squadnb's loop under the executor's concurrency
@@ -23,10 +24,12 @@ failure). Start: the session is alive and its agent runs in the worktree, which 
 branch. Pause: the session and the worktree are gone, and the branch holds the work (its tip is the
 tip before the pause or a descendant, and a new commit if the worktree had uncommitted changes).
 Resume: the worktree is back on the branch and the agent runs in it. Kill: no session, no worktree
-and no branch squadnb created are left. SendPrompt: the agent received the prompt (its pane changed
-since just before the prompt was sent, within :data:`PROMPT_SEEN_WITHIN` seconds). Pause and
-SendPrompt remember, per instance, what ``execute`` saw first; that memory is not pickled with the
-operation.
+and no branch squadnb created are left. SendPrompt: that the agent received the prompt is checked
+once, by ``send_prompt`` itself (the demo agent's receipt of the exact bytes, else a change in the
+pane; :class:`~squadnb.errors.PromptNotDelivered` otherwise), so its ``verify`` checks what is left:
+the agent still runs in its worktree after taking the prompt. Pause remembers, per instance, the
+branch tip and whether the worktree was dirty when ``execute`` began; that memory is not pickled with
+the operation.
 
 Guard rails: a pinned instance (:meth:`~squadnb.session.Instance.pin`) is refused by every
 destructive operation (one with a true ``destructive`` attribute: Kill), with the reason in its
@@ -48,12 +51,8 @@ from squadnb.session._input import check_prompt
 from squadnb.session.instance import Instance, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
-           "BatchResumeOperation", "BatchStartOperation", "CommandRun", "DiffOperation", "RunCommand",
-           "status_name", "with_batch_options"]
-
-
-#: how long SendPrompt's verify waits for the pane to show the prompt
-PROMPT_SEEN_WITHIN = 10.0
+           "BatchPushOperation", "BatchResumeOperation", "BatchStartOperation", "CommandRun",
+           "DiffOperation", "RunCommand", "status_name", "with_batch_options"]
 
 
 class _RemembersBefore:
@@ -69,16 +68,6 @@ class _RemembersBefore:
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_before"}
-
-
-def _require_worktree(instance: Instance) -> None:
-    if not instance.started:
-        raise InvalidState(f"instance {instance.title!r} has no worktree: it is not started")
-    if instance.paused:
-        raise InvalidState(f"instance {instance.title!r} has no worktree: it is paused")
-    if not os.path.isdir(instance.worktree_path):
-        raise InvalidState(f"instance {instance.title!r} has no worktree: "
-                           f"{instance.worktree_path!r} does not exist")
 
 
 def _refuse_pinned(instance: Instance, action: str) -> None:
@@ -199,9 +188,8 @@ class BatchKillOperation(Operation):
             lost.append(f"{_plural(ahead, 'commit')} on branch {instance.branch!r} not on its base "
                         "commit")
         if lost:
-            raise InvalidState(f"instance {instance.title!r} has {' and '.join(lost)}; "
-                               "BatchKillOperation(discard=False) keeps it (discard=True throws "
-                               "the work away)")
+            raise InvalidState(f"instance {instance.title!r} has {' and '.join(lost)}; kept "
+                               "(discard=True would throw the work away)")
 
     async def execute(self, instance: Instance) -> None:
         await instance.akill()
@@ -217,7 +205,7 @@ class BatchKillOperation(Operation):
         raise RollbackNotSupported(f"Kill cannot be rolled back (instance {instance.title!r})")
 
 
-class BatchPromptOperation(_RemembersBefore, Operation):
+class BatchPromptOperation(Operation):
     """Send ``prompt`` to each instance once its agent is ready (waits at most ``timeout`` seconds;
     default the squad's ``ready_timeout``) as one paste, and succeed only once the agent shows it
     received it whole (``Instance.send_prompt``). ``validate`` applies the prompt policy
@@ -235,15 +223,11 @@ class BatchPromptOperation(_RemembersBefore, Operation):
         check_prompt(self.prompt, instance.title)
 
     async def execute(self, instance: Instance) -> None:
-        self._remember(instance, await hold.pane_text(instance))
         await instance.asend_prompt(self.prompt, self.timeout)
 
     async def verify(self, instance: Instance) -> None:
-        before = self._recall(instance)
-        if before is None:  # not sent by this operation: all that can be checked is a live agent
-            await hold.agent_runs_in_worktree(instance, self.name)
-        else:
-            await hold.pane_changed(instance, self.name, before, PROMPT_SEEN_WITHIN)
+        # Delivery itself was checked by send_prompt (one check, kept there for direct callers too).
+        await hold.agent_runs_in_worktree(instance, self.name)
 
     async def rollback(self, instance: Instance) -> None:
         raise RollbackNotSupported(f"SendPrompt cannot be rolled back (instance {instance.title!r})")
@@ -314,7 +298,10 @@ class RunCommand(Operation):
         self.check = check
 
     def validate(self, instance: Instance) -> None:
-        _require_worktree(instance)
+        instance.check("command")
+        if not os.path.isdir(instance.worktree_path):
+            raise InvalidState(f"instance {instance.title!r} has no worktree: "
+                               f"{instance.worktree_path!r} does not exist")
 
     async def execute(self, instance: Instance) -> CommandRun:
         who = f"instance {instance.title!r}: "
@@ -329,6 +316,36 @@ class RunCommand(Operation):
 
     def __repr__(self) -> str:
         return f"RunCommand({self.command!r})"
+
+
+class BatchPushOperation(Operation):
+    """Commit each instance's worktree changes on its branch (the commit pause makes, or
+    ``message``) and push the branch to ``remote`` with its upstream set; the value is the pushed
+    commit's sha. Works on running instances and on paused ones (no worktree: the branch is pushed as
+    it is). A push cannot be taken back from a remote: no rollback. The operation's name is
+    ``"Push"``.
+
+    :param remote: a remote's name or URL (a path to a bare repository works too).
+    :param message: the commit message of uncommitted work; default pause's
+        ``[claudesquad] update from '<title>' on <time> (paused)``.
+    """
+
+    name = "Push"
+
+    def __init__(self, remote: str = "origin", *, message: str | None = None) -> None:
+        if not remote or not remote.strip():
+            raise ValueError("the remote is empty")
+        self.remote = remote
+        self.message = message
+
+    def validate(self, instance: Instance) -> None:
+        instance.check("push")
+
+    async def execute(self, instance: Instance) -> str:
+        return await instance.apush(self.remote, self.message)
+
+    async def rollback(self, instance: Instance) -> None:
+        raise RollbackNotSupported(f"Push cannot be rolled back (instance {instance.title!r})")
 
 
 class DiffOperation(Operation):

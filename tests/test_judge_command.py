@@ -13,9 +13,10 @@ from helpers import wait_for
 from squadnb import BatchExecutor, CommandFailed, CommandRun, OperationTimeout, RunCommand
 from squadnb._loop import run_sync
 from squadnb.errors import CommandError, InvalidState
-from squadnb.session import Squad
+from squadnb.session import Squad, Status
 from squadnb.session._command import OUTPUT_LIMIT
 from squadnb.session._run import run_command
+from squadnb.session._status import refusal
 
 
 def alive(pid: int) -> bool:
@@ -79,10 +80,10 @@ def test_a_missing_program_is_a_command_error_naming_the_instance(running) -> No
 
 def test_validation_refuses_instances_without_a_worktree(squad: Squad, running) -> None:
     fresh = squad.new("fresh")
-    with pytest.raises(InvalidState, match="'fresh' has no worktree: it is not started"):
+    with pytest.raises(InvalidState, match="instance 'fresh' is not started"):
         RunCommand("true").validate(fresh)
     running.pause()
-    with pytest.raises(InvalidState, match="'runner' has no worktree: it is paused"):
+    with pytest.raises(InvalidState, match="instance 'runner' is paused: it has no worktree"):
         RunCommand("true").validate(running)
     result = BatchExecutor().execute([fresh, running], RunCommand("true"), progress=False)
     assert [r.status for r in result.results] == ["invalid", "invalid"]
@@ -165,3 +166,12 @@ def test_a_batch_over_several_instances_and_its_table(squad: Squad) -> None:
     assert frame["exit_code"].tolist() == [0, 1, 0]
     assert frame["stdout_truncated"].tolist() == [False, False, False]
     assert (frame["seconds"] > 0).all()
+
+
+@pytest.mark.parametrize(("action", "status", "reason"), [
+    ("command", Status.NEW, "is not started"), ("command", Status.PAUSED, "is paused: it has no worktree"),
+    ("command", Status.RUNNING, None), ("command", Status.DEAD, None),
+    ("push", Status.NEW, "is not started"), ("push", Status.PAUSED, None), ("push", Status.DEAD, None),
+])
+def test_the_rules_of_run_command_and_push(action: str, status: Status, reason: str | None) -> None:
+    assert refusal(action, status) == reason

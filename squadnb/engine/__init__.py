@@ -8,6 +8,7 @@ from squadnb.engine.operation import (
     RetryOperation,
     operation,
 )
+from squadnb.engine.journal import Journal
 from squadnb.engine.progress import ProgressCallbackWarning, ProgressTracker
 from squadnb.engine.result import OperationResult, PartialResult
 from squadnb.engine.transaction import OperationChain, TransactionManager
@@ -17,6 +18,7 @@ __all__ = [
     "BatchFuture",
     "CompositeOperation",
     "ConditionalOperation",
+    "Journal",
     "Operation",
     "OperationChain",
     "OperationResult",

@@ -15,20 +15,23 @@ import threading
 from contextvars import ContextVar
 from typing import Any, Callable
 
-__all__ = ["Attempts", "attempts", "call", "call_inline", "operation_timeout", "run_in_thread"]
+__all__ = ["Tally", "call", "call_inline", "operation_timeout", "run_in_thread", "tally"]
 
 
-class Attempts:
-    """How many times ``execute`` was called for the instance being run (see ``attempts``)."""
+class Tally:
+    """What the executor records about the instance being run besides its value: ``attempts``, the
+    ``execute`` calls made, and ``verified``, whether a ``verify`` held (None when none ran)."""
 
-    __slots__ = ("count",)
+    __slots__ = ("attempts", "verified")
 
     def __init__(self) -> None:
-        self.count = 0
+        self.attempts = 0
+        self.verified: bool | None = None
 
 
-#: The counter of the instance the current task is running; ``RetryOperation`` writes to it.
-attempts: ContextVar[Attempts] = ContextVar("squadnb_attempts")
+#: The tally of the instance the current task is running; ``RetryOperation`` counts its attempts
+#: there, and every ``verify`` (the executor's, a composite's step, a retry's attempt) its outcome.
+tally: ContextVar[Tally] = ContextVar("squadnb_tally")
 
 #: The executor's per-operation timeout in the current worker (None: no limit); an operation that
 #: cleans up after being cut short bounds its cleanup with a fresh one of the same length.

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["OperationResult", "PartialResult", "instance_label"]
 
 COLUMNS = ("instance", "operation", "status", "ok", "error", "error_type", "value", "attempts",
-           "start_time", "elapsed")
+           "start_time", "elapsed", "verified")
 
 
 def _now() -> datetime:
@@ -38,8 +38,9 @@ class OperationResult:
     returned; ``start_time``/``end_time`` aware UTC datetimes; ``attempts`` the number of ``execute``
     calls made (0 when it never ran: invalid, skipped, or cancelled before it started);
     ``rolled_back`` True once a transaction's rollback of this success succeeded; ``skipped`` True
-    where a :class:`~squadnb.ConditionalOperation`'s predicate was false. Every field after
-    ``operation`` is keyword-only.
+    where a :class:`~squadnb.ConditionalOperation`'s predicate was false; ``verified`` True when the
+    operation's ``verify`` held, False when it did not, None when there was none to run (or it never
+    got that far). Every field after ``operation`` is keyword-only.
     """
 
     instance: Any
@@ -52,6 +53,7 @@ class OperationResult:
     rolled_back: bool = False
     attempts: int = 0
     skipped: bool = False
+    verified: bool | None = None
 
     @property
     def duration(self) -> timedelta:
@@ -92,7 +94,8 @@ class PartialResult:
     ``results`` is in input order; ``successes`` and ``failures`` in completion order; ``skipped``
     holds a conditional's skips (in neither of the other two). A rolled-back success stays in
     ``successes`` with status ``"rolled back"``. Built by the executor; when built by hand without
-    ``results``, ``results`` is ``successes + failures + skipped``. Every field is keyword-only.
+    ``results``, ``results`` is ``successes + failures + skipped``. ``batch_id`` is the batch's id in
+    the :class:`~squadnb.Journal` it was run with (None without one). Every field is keyword-only.
     """
 
     successes: list[OperationResult] = field(default_factory=list)
@@ -103,6 +106,7 @@ class PartialResult:
     results: list[OperationResult] = field(default_factory=list)
     skipped: list[OperationResult] = field(default_factory=list)
     operation: Any = None
+    batch_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.results:
@@ -160,7 +164,10 @@ class PartialResult:
         Columns: ``instance`` (title, else ``str``), ``operation`` (name), ``status``, ``ok`` (nullable
         boolean: NA where skipped), ``error`` (message, NA on success), ``error_type`` (class name),
         ``value`` (object), ``attempts`` (int), ``start_time`` (datetime, UTC), ``elapsed``
-        (Timedelta). Imports pandas on first use.
+        (Timedelta), ``verified`` (nullable boolean: True/False where the operation has a
+        ``verify`` that ran, NA otherwise); after ``instance``, a ``host`` column (str) when instances
+        have a ``host`` attribute (a :class:`~squadnb.distributed.Fleet`'s). Imports pandas on first
+        use.
 
         :param values: also spread each value that is a dataclass instance or a mapping into columns
             of its own, after these (a :class:`~squadnb.ops.CommandRun` gives ``exit_code``,
@@ -185,10 +192,15 @@ class PartialResult:
                                          utc=True).astype("datetime64[ns, UTC]"),
             "elapsed": pd.to_timedelta(pd.Series([r.duration for r in rows], dtype=object))
                          .astype("timedelta64[ns]"),
+            "verified": pd.array([pd.NA if r.verified is None else r.verified for r in rows],
+                                 dtype="boolean"),
         }, columns=list(COLUMNS))
         if values:
             for name, column in _spread([r.value for r in rows]).items():
                 frame["value_" + name if name in COLUMNS else name] = column
+        if any(hasattr(r.instance, "host") for r in rows):  # a Fleet's instances: name their host too
+            frame.insert(1, "host", pd.Series([getattr(r.instance, "host", None) for r in rows],
+                                              dtype="str"))
         return frame
 
     def __repr__(self) -> str:

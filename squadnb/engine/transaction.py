@@ -14,18 +14,21 @@ call time rather than owning the rollback code itself.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from squadnb import _loop
 from squadnb.engine._seconds import Seconds
-from squadnb.engine.executor import BatchExecutor, _Run
+from squadnb.engine.executor import BatchExecutor, _Limits, _Run
 from squadnb.engine.operation import Operation, op_name
 from squadnb.engine.progress import Progress, ProgressTracker, make_bar
 from squadnb.engine.result import PartialResult
 from squadnb.errors import RollbackIncomplete, RollbackNotSupported, RolledBack, TransactionError
 
+if TYPE_CHECKING:
+    from squadnb.engine.journal import Journal
+
 __all__ = ["OperationChain", "RollbackIncomplete", "RolledBack", "TransactionError",
-           "TransactionManager", "arun_with_rollback"]
+           "TransactionManager"]
 
 
 class _RollbackOf(Operation):
@@ -49,26 +52,30 @@ async def arun_with_rollback(executor: BatchExecutor, run: _Run, progress: Progr
         result = await executor._aexecute(run)
     except asyncio.CancelledError:
         if run.result is not None and run.result.successes:
-            await asyncio.shield(_rollback(executor, run.result, progress))
+            await asyncio.shield(_rollback(executor, run, run.result, progress))
         raise
     if not result.failures:
         return result
-    rollback = await asyncio.shield(_rollback(executor, result, progress))
+    rollback = await asyncio.shield(_rollback(executor, run, result, progress))
     raise _transaction_error(result, rollback) from result.error()
 
 
-async def _rollback(executor: BatchExecutor, result: PartialResult, progress: Progress) -> PartialResult:
+async def _rollback(executor: BatchExecutor, batch: _Run, result: PartialResult,
+                    progress: Progress) -> PartialResult:
     """Undo every success (never skips) under a fresh timeout and no deadline; mark ``rolled_back``
-    where the undo succeeded. The rollback's results follow the batch's input order, like every
-    ``results`` list."""
-    done = [r for r in result.results if r.success]
+    where the undo succeeded (in the batch's journal too). The rollback's results follow the batch's
+    input order, like every ``results`` list."""
+    done = [(position, r) for position, r in enumerate(result.results) if r.success]
     operation = _RollbackOf(result.operation)
     bar = make_bar(progress, len(done), operation.name) if done else None
-    run = _Run([r.instance for r in done], operation, None, bar, executor.max_concurrency,
-               executor.timeout, None)
+    run = _Run([r.instance for _, r in done], operation, None, bar,
+               _Limits(executor.max_concurrency, executor.timeout), None)
     rollback = await run.run()
-    for original, undo in zip(done, rollback.results):
+    for (_, original), undo in zip(done, rollback.results):
         original.rolled_back = undo.success
+    if batch.journal is not None:
+        await batch.journal.arolled_back(batch.batch_id,  # type: ignore[arg-type]
+                                         [p for p, r in done if r.rolled_back])
     return rollback
 
 
@@ -102,23 +109,25 @@ class TransactionManager:
         self.executor.timeout = value
 
     def set_timeout(self, timeout: Seconds | None) -> None:
-        """Set the per-operation limit; ``ValueError`` for zero or negative."""
+        """Set the per-operation limit; ``ValueError`` for zero, negative, NaN or infinite."""
         self.executor.timeout = timeout
 
     def execute(self, instances: Iterable[Any], operation: Any, tracker: ProgressTracker | None = None,
-                *, progress: Progress = "auto", deadline: Seconds | None = None) -> PartialResult:
+                *, progress: Progress = "auto", deadline: Seconds | None = None,
+                journal: Journal | None = None) -> PartialResult:
         """Return the result when nothing failed (an empty instance list included); otherwise roll back
         every success and raise ``RolledBack`` or ``RollbackIncomplete`` (with ``.result`` and
-        ``.rollback_result``)."""
+        ``.rollback_result``). ``journal`` records the batch (and marks what was rolled back)."""
         return self.executor.execute_with_rollback(instances, operation, tracker, progress=progress,
-                                                   deadline=deadline)
+                                                   deadline=deadline, journal=journal)
 
     async def aexecute(self, instances: Iterable[Any], operation: Any,
                        tracker: ProgressTracker | None = None, *, progress: Progress = "auto",
-                       deadline: Seconds | None = None) -> PartialResult:
+                       deadline: Seconds | None = None, journal: Journal | None = None) -> PartialResult:
         """The async twin of :meth:`execute`."""
         return await self.executor.aexecute_with_rollback(instances, operation, tracker,
-                                                          progress=progress, deadline=deadline)
+                                                          progress=progress, deadline=deadline,
+                                                          journal=journal)
 
 
 class OperationChain:
@@ -142,35 +151,39 @@ class OperationChain:
         return self
 
     def execute(self, instances: Iterable[Any], executor: BatchExecutor,
-                tracker: ProgressTracker | None = None, *,
-                progress: Progress = False) -> list[PartialResult]:
+                tracker: ProgressTracker | None = None, *, progress: Progress = False,
+                journal: Journal | None = None) -> list[PartialResult]:
         """Run the steps with ``executor``; return one :class:`PartialResult` per step that ran.
 
         ``tracker`` counts the results of every step (size it for all of them); ``progress=`` shows one
-        bar per step. Raises ``BatchInterrupted`` on Ctrl-C (its ``.result`` is the interrupted step's).
+        bar per step; ``journal`` records each step as a batch of its own. Raises
+        ``BatchInterrupted`` on Ctrl-C (its ``.result`` is the interrupted step's).
         """
         # Not run_sync(self._aexecute(...)): each sync step turns Ctrl-C into BatchInterrupted.
         results: list[PartialResult] = []
         current: list[Any] | None = list(instances)
         for operation in self.operations:
-            results.append(executor.execute(current, operation, tracker, progress=progress))
+            results.append(executor.execute(current, operation, tracker, progress=progress,
+                                            journal=journal))
             current = self._next(current, results[-1])
             if current is None:
                 break
         return results
 
     async def aexecute(self, instances: Iterable[Any], executor: BatchExecutor,
-                       tracker: ProgressTracker | None = None, *,
-                       progress: Progress = False) -> list[PartialResult]:
+                       tracker: ProgressTracker | None = None, *, progress: Progress = False,
+                       journal: Journal | None = None) -> list[PartialResult]:
         """The async twin of :meth:`execute`."""
-        return await _loop.arun(self._aexecute(list(instances), executor, tracker, progress))
+        return await _loop.arun(self._aexecute(list(instances), executor, tracker, progress, journal))
 
     async def _aexecute(self, current: list[Any], executor: BatchExecutor,
-                        tracker: ProgressTracker | None, progress: Progress) -> list[PartialResult]:
+                        tracker: ProgressTracker | None, progress: Progress,
+                        journal: Journal | None) -> list[PartialResult]:
         results: list[PartialResult] = []
         step: list[Any] | None = current
         for operation in self.operations:
-            results.append(await executor.aexecute(step, operation, tracker, progress=progress))
+            results.append(await executor.aexecute(step, operation, tracker, progress=progress,
+                                                   journal=journal))
             step = self._next(step, results[-1])
             if step is None:
                 break

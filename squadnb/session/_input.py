@@ -18,7 +18,9 @@ Other Unicode (bidi marks, zero-width joiners, emoji) is prompt text and passes 
 (:class:`~squadnb.errors.InvalidTitle`) a non-string, an empty or blank title, one longer than
 :data:`TITLE_MAX` characters, and any character of Unicode category ``Cc`` (C0/C1 controls: escape
 sequences, ``U+0085``), ``Cf`` (format: bidi overrides such as ``U+202E``, zero-width characters),
-``Cs`` (lone surrogates), ``Zl`` or ``Zp`` (line and paragraph separators).
+``Cs`` (lone surrogates), ``Co`` (private use), ``Cn`` (unassigned, noncharacters such as
+``U+FFFF``), ``Zl`` or ``Zp`` (line and paragraph separators): none of them shows as itself in a
+table or a terminal.
 
 Error messages never quote more than :data:`SHOWN_MAX` characters of the bad value (:func:`shown`).
 """
@@ -37,6 +39,7 @@ TITLE_MAX = 100
 SHOWN_MAX = 80
 PASTE_MARKERS = ("\x1b[200~", "\x1b[201~")
 _TITLE_REFUSED = {"Cc": "control character", "Cf": "format character", "Cs": "lone surrogate",
+                  "Co": "private-use character", "Cn": "unassigned character",
                   "Zl": "line separator", "Zp": "paragraph separator"}
 
 
@@ -87,7 +90,7 @@ def check_title(title: object) -> str:
     """``title`` unchanged when squadnb accepts it as an instance title.
 
     :raises InvalidTitle: not a string, blank, longer than :data:`TITLE_MAX` characters, or holding a
-        character of category Cc, Cf, Cs, Zl or Zp (the message names it and its position).
+        character of category Cc, Cf, Cs, Co, Cn, Zl or Zp (the message names it and its position).
     """
     if not isinstance(title, str):
         raise InvalidTitle(f"a title must be a str, not {type(title).__name__}")

@@ -49,7 +49,7 @@ class Status(enum.IntEnum):
 
 
 #: the lifecycle actions :func:`refusal` knows
-ACTIONS = ("start", "restart", "pause", "resume", "kill", "prompt", "stop")
+ACTIONS = ("start", "restart", "pause", "resume", "kill", "prompt", "stop", "command", "push")
 
 
 def refusal(action: str, status: Status) -> str | None:
@@ -67,6 +67,8 @@ def refusal(action: str, status: Status) -> str | None:
         return "is not started"
     if action == "resume":
         return None if status is Status.PAUSED else "is not paused"
-    if action != "kill" and status is Status.PAUSED:
+    if action == "command" and status is Status.PAUSED:
+        return "is paused: it has no worktree"
+    if action not in ("kill", "push") and status is Status.PAUSED:
         return "is already paused"
     return None

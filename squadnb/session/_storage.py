@@ -2,6 +2,8 @@
 
 ``state.json`` holds started instances in claude-squad's schema (so ``cs`` can load them);
 ``pending.json`` holds instances created but not started yet (same entry schema plus ``prompt``);
+an instance made by ``squad.fan_out`` has one more key in either file, ``group`` (claude-squad ignores
+keys it does not know; a ``cs`` that rewrites the file drops it);
 ``config.json`` holds the settings; ``pins.json`` (squadnb's own file: claude-squad's schema has no
 field for it) holds the titles of pinned instances; ``.squadnb.lock`` is the home's lock file.
 
@@ -195,7 +197,8 @@ def _title(value: Any, where: str) -> None:
 class InstanceData:
     """One entry of ``instances`` (claude-squad's ``InstanceData``). ``status`` is the on-disk integer
     (0 running, 1 ready, 2 loading, 3 paused); times are RFC 3339 strings with a zone. ``prompt`` is
-    written only to ``pending.json``."""
+    written only to ``pending.json``; ``group`` (squadnb's own key: the fan-out that made the
+    instance) only when set."""
 
     title: str = _checked(_title, "")
     path: str = _checked(_name, "")
@@ -210,13 +213,17 @@ class InstanceData:
     worktree: WorktreeData = _checked(_object(WorktreeData), factory=WorktreeData)
     diff_stats: DiffStatsData = _checked(_object(DiffStatsData), factory=DiffStatsData)
     prompt: str | None = _checked(_optional(_text), None)
+    group: str = _checked(_name, "")
 
     def to_json(self) -> dict[str, Any]:
-        """The entry as written: no ``prompt`` key when there is none, diff text capped at
-        :data:`DIFF_TEXT_LIMIT` characters (cut at a line end, with a marker)."""
+        """The entry as written: no ``prompt`` key when there is none, no ``group`` key when it is
+        empty, diff text capped at :data:`DIFF_TEXT_LIMIT` characters (cut at a line end, with a
+        marker)."""
         data = asdict(self)
         if data["prompt"] is None:
             del data["prompt"]
+        if not data["group"]:
+            del data["group"]
         data["diff_stats"]["content"] = _cap_diff(data["diff_stats"]["content"])
         return data
 

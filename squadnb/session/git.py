@@ -12,6 +12,7 @@ commit for ``index.lock`` (claude-squad #284).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -19,12 +20,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import AsyncIterator, Mapping
 
 from squadnb.errors import GitError, NotAGitRepo
 from squadnb.session._run import Completed, Runner, run_command
 
-__all__ = ["DiffStats", "Git", "Worktree", "branch_name"]
+__all__ = ["DiffStats", "FileChange", "Git", "Worktree", "branch_name"]
 
 NO_COMMIT = ("this appears to be a brand new repository: please create an initial commit before "
              "creating an instance")
@@ -53,6 +54,39 @@ class DiffStats:
     added: int = 0
     removed: int = 0
     content: str = ""
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One changed file against a base commit: lines added and removed (0 for a binary file) and
+    ``status`` (``added``, ``modified``, ``deleted``, ``type changed``)."""
+
+    path: str
+    added: int
+    removed: int
+    status: str
+
+
+#: ``git diff`` arguments of :meth:`Git.changed_files`: NUL-separated (any path), renames split
+_CHANGES = ("diff", "--no-renames", "-z")
+_STATUS_WORDS = {"A": "added", "M": "modified", "D": "deleted", "T": "type changed"}
+
+
+def _file_changes(numstat: str, name_status: str) -> list[FileChange]:
+    """Join ``diff --numstat -z`` (``added\tremoved\tpath\0``) and ``diff --name-status -z``
+    (``X\0path\0``) of the same diff, in git's path order."""
+    fields = name_status.split("\0")
+    status = {fields[i + 1]: fields[i] for i in range(0, len(fields) - 1, 2)}
+    changes = []
+    for record in numstat.split("\0"):
+        if not record:
+            continue
+        plus, minus, path = record.split("\t", 2)
+        letter = status.get(path, "M")
+        changes.append(FileChange(path, int(plus) if plus.isdigit() else 0,
+                                  int(minus) if minus.isdigit() else 0,
+                                  _STATUS_WORDS.get(letter, letter)))
+    return changes
 
 
 @dataclass(frozen=True)
@@ -217,20 +251,10 @@ class Git:
         return int(done.stdout.strip() or 0)
 
     async def diff_stats(self, worktree: str, base: str) -> DiffStats:
-        """Changes of the worktree against commit ``base``, untracked non-ignored files included.
-
-        The worktree's own index is never written: a copy of it goes to a temporary index file
-        (``GIT_INDEX_FILE``), ``add -A`` stages everything there, and the diff compares it with
-        ``base``. Counts come from ``--numstat`` (binary files count 0).
-        """
-        index = (await self._check(worktree, "rev-parse", "--path-format=absolute", "--git-path",
-                                   "index")).stdout.strip()
-        with tempfile.TemporaryDirectory(prefix="squadnb-index-") as tmp:
-            temp_index = str(Path(tmp) / "index")
-            if os.path.exists(index):
-                await asyncio.to_thread(shutil.copyfile, index, temp_index)
-            env = {**os.environ, "GIT_INDEX_FILE": temp_index}
-            await self._check(worktree, "add", "-A", env=env)
+        """Changes of the worktree against commit ``base``, untracked non-ignored files included
+        (through :meth:`_all_staged`: the worktree's own index is never written). Counts come from
+        ``--numstat`` (binary files count 0)."""
+        async with self._all_staged(worktree) as env:
             numstat = await self._check(worktree, "diff", "--cached", "--numstat", base, env=env)
             content = await self._check(worktree, "diff", "--cached", base, env=env)
         added = removed = 0
@@ -239,3 +263,49 @@ class Git:
             added += int(plus) if plus.isdigit() else 0
             removed += int(minus) if minus.isdigit() else 0
         return DiffStats(added, removed, content.stdout)
+
+    @contextlib.asynccontextmanager
+    async def _all_staged(self, worktree: str) -> AsyncIterator[dict[str, str]]:
+        """The environment of git commands that see every change of ``worktree`` staged: a copy of
+        its index goes to a temporary index file (``GIT_INDEX_FILE``) and ``add -A`` stages everything
+        there, so ``diff --cached <base>`` covers committed, uncommitted and untracked (non-ignored)
+        changes while the worktree's own index is never written."""
+        index = (await self._check(worktree, "rev-parse", "--path-format=absolute", "--git-path",
+                                   "index")).stdout.strip()
+        with tempfile.TemporaryDirectory(prefix="squadnb-index-") as tmp:
+            temp_index = str(Path(tmp) / "index")
+            if os.path.exists(index):
+                await asyncio.to_thread(shutil.copyfile, index, temp_index)
+            env = {**os.environ, "GIT_INDEX_FILE": temp_index}
+            await self._check(worktree, "add", "-A", env=env)
+            yield env
+
+    async def changed_files(self, worktree: str, base: str) -> list[FileChange]:
+        """Every file of ``worktree`` that differs from commit ``base``: committed, uncommitted and
+        untracked (non-ignored) changes, one entry per path (renames count as a deletion and an
+        addition), the worktree's index left alone."""
+        async with self._all_staged(worktree) as env:
+            numstat = await self._check(worktree, *_CHANGES, "--cached", "--numstat", base, env=env)
+            names = await self._check(worktree, *_CHANGES, "--cached", "--name-status", base, env=env)
+        return _file_changes(numstat.stdout, names.stdout)
+
+    async def changed_files_on_branch(self, repo: str, base: str, branch: str) -> list[FileChange]:
+        """The files the commits of ``branch`` changed since commit ``base`` (a paused instance's
+        work: it has no worktree)."""
+        ref = f"refs/heads/{branch}"
+        numstat = await self._check(repo, *_CHANGES, "--numstat", base, ref)
+        names = await self._check(repo, *_CHANGES, "--name-status", base, ref)
+        return _file_changes(numstat.stdout, names.stdout)
+
+    async def branch_sha(self, repo: str, branch: str) -> str:
+        """The commit ``branch`` points at; :class:`GitError` when there is no such branch."""
+        done = await self._check(repo, "rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}")
+        return done.stdout.strip()
+
+    async def push(self, repo: str, remote: str, branch: str) -> None:
+        """``push --set-upstream <remote> refs/heads/<branch>:refs/heads/<branch>``. Holds the
+        repository lock: setting the upstream writes ``.git/config``, and concurrent writers of it
+        fail on ``config.lock``."""
+        ref = f"refs/heads/{branch}"
+        async with self.lock(repo):
+            await self._check(repo, "push", "--quiet", "--set-upstream", remote, f"{ref}:{ref}")

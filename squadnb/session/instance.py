@@ -23,16 +23,19 @@ from squadnb._receipt import receipt_for
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle,
                             ProgramExited, PromptNotDelivered, SessionError, TmuxError)
 from squadnb.session import _pane
+from squadnb.session._command import failure, run_in_worktree
 from squadnb.session._input import check_prompt
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._status import Status, refusal
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData, write_private
-from squadnb.session.git import DiffStats, branch_name
+from squadnb.session.git import DiffStats, FileChange, branch_name
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from squadnb.session.squad import Squad
 
-__all__ = ["Instance", "Status"]
+__all__ = ["Instance", "Status", "pause_commit_message"]
 
 T = TypeVar("T")
 
@@ -40,6 +43,13 @@ T = TypeVar("T")
 
 def _now() -> datetime:
     return datetime.now().astimezone()
+
+
+def pause_commit_message(title: str) -> str:
+    """The message of the commit pause makes of dirty work (claude-squad's):
+    ``[claudesquad] update from '<title>' on <time> (paused)``."""
+    stamp = _now().strftime("%d %b %y %H:%M %Z")
+    return f"[claudesquad] update from '{title}' on {stamp} (paused)"
 
 
 def _parse_time(text: str) -> datetime:
@@ -55,7 +65,9 @@ class Instance:
 
     Attributes follow claude-squad: ``title, path, branch, worktree_path, status, program,
     created_at, updated_at, auto_yes, prompt``, plus ``repo_path``, ``base_commit_sha``,
-    ``is_existing_branch`` (True: squadnb did not create the branch and never deletes it) and ``squad``.
+    ``is_existing_branch`` (True: squadnb did not create the branch and never deletes it), ``group``
+    (the title given to :meth:`Squad.fan_out <squadnb.session.squad.Squad.fan_out>` that made it, else
+    ``""``) and ``squad``.
     Every method has an ``a``-prefixed coroutine twin that runs on squadnb's loop whichever loop awaits
     it (a notebook cell's included); the sync one blocks on squadnb's loop.
     """
@@ -67,6 +79,7 @@ class Instance:
         self.branch = data.branch
         self.program = data.program
         self.prompt = data.prompt
+        self.group = data.group
         self.auto_yes = data.auto_yes
         self.status = status
         self.created_at = _parse_time(data.created_at) if data.created_at else _now()
@@ -112,7 +125,7 @@ class Instance:
             worktree=WorktreeData(self.repo_path, self.worktree_path, self.title, self.branch,
                                   self.base_commit_sha, self.is_existing_branch),
             diff_stats=DiffStatsData(diff.added, diff.removed, diff.content),
-            prompt=self.prompt if self.status is Status.NEW else None)
+            prompt=self.prompt if self.status is Status.NEW else None, group=self.group)
 
     def _set(self, status: Status) -> None:
         self.status = status
@@ -161,11 +174,13 @@ class Instance:
     async def astart(self, first_time_setup: bool = True) -> None:
         """Create the branch (``sanitize(prefix + title)`` from the repository's HEAD, recorded as
         ``base_commit_sha``) and the worktree, then start the program in a new tmux session, and send
-        the instance's ``prompt`` if it has one.
+        the instance's ``prompt`` if it has one. The squad's ``setup`` commands run in the new
+        worktree before the program starts.
 
         Succeeds only once the program is running. Raises :class:`InvalidTitle`,
         :class:`DuplicateTitle` (a live tmux session has the name), :class:`NotAGitRepo`,
-        :class:`BranchCheckedOut`, :class:`ProgramExited` (with the program and its exit status),
+        :class:`BranchCheckedOut`, :class:`CommandFailed` (a setup command exited non-zero; its output's
+        tail in the message), :class:`ProgramExited` (with the program and its exit status),
         :class:`GitError` or :class:`TmuxError`; then no session, worktree or branch is left.
 
         ``first_time_setup=False`` is claude-squad's spelling of :meth:`arestart`.
@@ -217,6 +232,7 @@ class Instance:
             await asyncio.to_thread(Path(worktree).parent.mkdir, parents=True, exist_ok=True)
             await git.add_worktree(repo, worktree, branch, new_from=head if created else None)
             try:
+                await self._run_setup(repo, worktree)
                 await self._launch(self.program, worktree)
             except BaseException:
                 await asyncio.shield(self._undo_setup(repo, worktree, branch if created else None))
@@ -233,6 +249,14 @@ class Instance:
                 self.status = Status.NEW
                 self._record_setup(branch=requested)
                 raise
+
+    async def _run_setup(self, repo: str, worktree: str) -> None:
+        """Run the squad's ``setup`` commands in the new worktree, in order; the first one that exits
+        non-zero raises :class:`CommandFailed` with its output's tail (the caller undoes the start)."""
+        for command in self.squad.setup:
+            run = await run_in_worktree(command, worktree, main=repo)
+            if not run.ok:
+                raise failure(run, command, "setup command")
 
     def _record_setup(self, repo: str = "", worktree: str = "", branch: str = "", base: str = "", *,
                       existing_branch: bool = False) -> None:
@@ -346,10 +370,8 @@ class Instance:
                 await tmux.kill_session(self.session_name)
                 try:
                     if os.path.isdir(self.worktree_path) and await git.is_dirty(self.worktree_path):
-                        stamp = _now().strftime("%d %b %y %H:%M %Z")
                         await git.commit_all(self.repo_path, self.worktree_path,
-                                             f"[claudesquad] update from '{self.title}' on {stamp} "
-                                             "(paused)")
+                                             pause_commit_message(self.title))
                     await git.remove_worktree(self.repo_path, self.worktree_path)
                 except BaseException as exc:
                     await asyncio.shield(self._restart_after_failed_pause(exc))
@@ -647,6 +669,56 @@ class Instance:
         """Remove the pin set by :meth:`pin` (nothing happens when it is not pinned). Raises
         :class:`StateFileError` when ``pins.json`` is unreadable (it is left as is)."""
         await asyncio.to_thread(self.squad._store.set_pinned, self.title, False)
+
+    def changed_files(self) -> pd.DataFrame:
+        return run_sync(self.achanged_files())
+
+    @on_loop
+    async def achanged_files(self) -> pd.DataFrame:
+        """The files this instance changed against its base commit, one row per path (git's
+        order): ``path`` (str), ``added``, ``removed`` (int lines; 0 for a binary file), ``status``
+        (``added``, ``modified``, ``deleted``, ``type changed``; a rename is a deletion and an
+        addition). With a worktree: committed, uncommitted and untracked (non-ignored) changes, read
+        without touching the worktree's index; paused (no worktree): the branch's commits. Empty when
+        not started. Raises :class:`GitError` when git fails (e.g. the base commit is gone)."""
+        import pandas as pd
+
+        changes: list[FileChange] = []
+        if self.started and self.base_commit_sha:
+            git = self.squad.git
+            with self._failing("list changed files"):
+                if not self.paused and os.path.isdir(self.worktree_path):
+                    changes = await git.changed_files(self.worktree_path, self.base_commit_sha)
+                elif await git.branch_exists(self.repo_path, self.branch):
+                    changes = await git.changed_files_on_branch(self.repo_path, self.base_commit_sha,
+                                                                self.branch)
+        return pd.DataFrame({
+            "path": pd.Series([c.path for c in changes], dtype="str"),
+            "added": pd.Series([c.added for c in changes], dtype="int64"),
+            "removed": pd.Series([c.removed for c in changes], dtype="int64"),
+            "status": pd.Series([c.status for c in changes], dtype="str"),
+        })
+
+    def push(self, remote: str = "origin", message: str | None = None) -> str:
+        return run_sync(self.apush(remote, message))
+
+    @on_loop
+    async def apush(self, remote: str = "origin", message: str | None = None) -> str:
+        """Commit the worktree's changes on the branch (untracked files included; the commit pause
+        makes, or ``message``; nothing when clean) and push the branch to ``remote`` with its
+        upstream set; return the pushed commit's sha. A paused instance (no worktree) pushes its
+        branch as it is. Raises :class:`InvalidState` when not started, :class:`GitError` when the
+        commit or the push fails (the commit, if made, stays on the branch)."""
+        async with self._lock:
+            with self._failing("push"):
+                self._require("push")
+                git = self.squad.git
+                if (not self.paused and os.path.isdir(self.worktree_path)
+                        and await git.is_dirty(self.worktree_path)):
+                    await git.commit_all(self.repo_path, self.worktree_path,
+                                         message or pause_commit_message(self.title))
+                await git.push(self.repo_path, remote, self.branch)
+                return await git.branch_sha(self.repo_path, self.branch)
 
     def has_unsaved_work(self) -> bool:
         return run_sync(self.ahas_unsaved_work())

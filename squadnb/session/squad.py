@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator, Sequence
 
 from squadnb._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
 from squadnb._loop import on_loop, run_sync, twin_docs
@@ -32,6 +32,10 @@ from squadnb.session.tmux import (Tmux, claude_squad_session_name, session_name_
 if TYPE_CHECKING:
     import pandas as pd
 
+    from squadnb.engine.executor import BatchExecutor
+    from squadnb.engine.journal import Journal
+    from squadnb.engine.result import PartialResult
+
 __all__ = ["Squad"]
 
 StatusSpec = Status | str | Collection[Status | str]
@@ -46,25 +50,36 @@ class Squad:
     config); ``program`` to the config's ``default_program`` (resolved through its profiles) and
     ``branch_prefix`` to the config's. Raises :class:`~squadnb.errors.StateFileError` when a file of
     the home cannot be read (the file is left as is).
+
+    ``setup`` (default: the config's ``setup``, else none) is a list of shell command strings run in
+    each new worktree, in order, after its checkout and before the agent starts (``sh -c``, in the
+    worktree, with the main checkout's path in ``$SQUADNB_MAIN``: ``cp "$SQUADNB_MAIN/.env" .``,
+    ``npm ci``). A command that exits non-zero fails the start with
+    :class:`~squadnb.errors.CommandFailed` quoting its output's last lines, and the start leaves no
+    session, worktree or branch; resume and restart do not run it again. Raises ``TypeError`` when
+    ``setup`` is not a list of non-empty strings (:class:`~squadnb.errors.StateFileError` for the
+    config's).
     """
 
     def __init__(self, home: str | os.PathLike[str] | None = None, repo: str | os.PathLike[str] = ".",
                  program: str | None = None, tmux_socket: str | None = None,
-                 branch_prefix: str | None = None) -> None:
+                 branch_prefix: str | None = None, *, setup: Sequence[str] | None = None) -> None:
         home = home if home is not None else os.environ.get("SQUADNB_HOME", "~/.squadnb")
         socket = tmux_socket or os.environ.get("SQUADNB_TMUX_SOCKET") or "squadnb"
-        self._setup(Path(home), repo, program, Tmux(socket), branch_prefix, squadnb_session_name)
+        self._setup(Path(home), repo, program, Tmux(socket), branch_prefix, squadnb_session_name,
+                    setup)
 
     @classmethod
     def claude_squad(cls, home: str | os.PathLike[str] | None = None,
                      repo: str | os.PathLike[str] = ".", tmux_socket: str | None = None, *,
                      program: str | None = None, branch_prefix: str | None = None,
-                     force: bool = False) -> Squad:
+                     force: bool = False, setup: Sequence[str] | None = None) -> Squad:
         """The instances of claude-squad's ``~/.claude-squad``, on the default tmux server (or
         ``tmux_socket``, for tests) with claude-squad's session names (``claudesquad_<title>``): batch
         operations work on sessions made by the ``cs`` TUI, and instances made here show up in ``cs``.
         The private server's ``history-limit`` is not forced on the user's server. ``program`` and
-        ``branch_prefix`` default to claude-squad's ``config.json``, as in ``Squad()``.
+        ``branch_prefix`` (and ``setup``) default to claude-squad's ``config.json``, as in
+        ``Squad()``.
 
         While a ``cs`` / ``claude-squad`` process runs, start, pause, resume, kill, stop and
         :meth:`save` raise :class:`~squadnb.errors.ClaudeSquadRunning` before acting: ``cs`` keeps its
@@ -73,13 +88,14 @@ class Squad:
         refused. Times ``cs`` wrote (nanoseconds) are kept as written unless they change."""
         squad = cls.__new__(cls)
         squad._setup(Path(home if home is not None else "~/.claude-squad"), repo, program,
-                     Tmux(tmux_socket), branch_prefix, claude_squad_session_name)
+                     Tmux(tmux_socket), branch_prefix, claude_squad_session_name, setup)
         squad.guards_claude_squad = True
         squad.force = force
         return squad
 
     def _setup(self, home: Path, repo: str | os.PathLike[str], program: str | None, tmux: Tmux,
-               branch_prefix: str | None, naming: Callable[[str], str]) -> None:
+               branch_prefix: str | None, naming: Callable[[str], str],
+               setup: Sequence[str] | None = None) -> None:
         #: True for ``claude_squad()`` homes: lifecycle calls refuse while ``cs`` runs (see ``force``)
         self.guards_claude_squad = False
         #: go on beside a running ``cs`` (``claude_squad(force=True)``)
@@ -97,9 +113,12 @@ class Squad:
         self._store = Store(self.home)
         self.config = self._store.load_config()
         self.program = program or resolve_program(self.config)
+        self.setup = (_setup_commands(setup, "setup=") if setup is not None
+                      else _config_setup(self.config, self._store.config_path))
         self.branch_prefix = (branch_prefix if branch_prefix is not None
                               else str(self.config.get("branch_prefix") or ""))
         self._instances: dict[str, Instance] = {}
+        self._journal: Journal | None = None
         self._load()
 
     # ------------------------------------------------------------------ files
@@ -115,6 +134,19 @@ class Squad:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def journal(self) -> Journal:
+        """The batch journal of this home: a :class:`~squadnb.Journal` at ``<home>/history.sqlite``,
+        opened on first use (the file is created 0600: it holds titles, prompts and errors) and then
+        kept. Pass it as ``executor.execute(..., journal=squad.journal)``; the ``squadnb`` command
+        journals every state-changing batch there. Raises :class:`~squadnb.errors.JournalError` when
+        the file cannot be opened or is not a journal."""
+        if self._journal is None:
+            from squadnb.engine.journal import Journal
+
+            self._journal = Journal(self.home / "history.sqlite")
+        return self._journal
 
     def worktree_path_for(self, branch: str) -> str:
         """``<home>/worktrees/<branch>_<hex nanoseconds>`` (claude-squad's layout)."""
@@ -302,18 +334,20 @@ class Squad:
 
     # ------------------------------------------------------------------ instances
     def new(self, title: str, program: str | None = None, branch: str | None = None,
-            prompt: str | None = None) -> Instance:
-        return run_sync(self.anew(title, program, branch, prompt))
+            prompt: str | None = None, *, group: str | None = None) -> Instance:
+        return run_sync(self.anew(title, program, branch, prompt, group=group))
 
     @on_loop
     async def anew(self, title: str, program: str | None = None, branch: str | None = None,
-                   prompt: str | None = None) -> Instance:
+                   prompt: str | None = None, *, group: str | None = None) -> Instance:
         """A new instance, not started (saved to ``pending.json``); start it with ``inst.start()`` or
         :class:`~squadnb.ops.BatchStartOperation`. ``branch`` names an existing branch to work on
-        (never deleted by kill) or a new one; ``prompt`` is sent once the agent is ready after start.
+        (never deleted by kill) or a new one; ``prompt`` is sent once the agent is ready after start;
+        ``group`` is kept as the instance's ``group`` (:meth:`fan_out` sets it to its title).
 
         Raises, before anything is created: :class:`InvalidTitle` (not a string, blank, longer than
-        100 characters, or holding a control, format or line-separator character — see
+        100 characters, or holding a control, format, private-use, unassigned or line-separator
+        character — see
         ``squadnb.session._input.check_title`` — or, under :meth:`claude_squad`, a title whose
         claude-squad session name would hold a character tmux treats specially, such as ``#`` or
         ``;``), :class:`InvalidPrompt` (a ``prompt`` the prompt policy refuses),
@@ -345,7 +379,7 @@ class Squad:
             exc.args = (f"instance {shown(title)}: {exc}", *exc.args[1:])
             raise
         data = InstanceData(title=title, path=self.repo, branch=branch or "",
-                            program=program or self.program, prompt=prompt,
+                            program=program or self.program, prompt=prompt, group=group or "",
                             auto_yes=bool(self.config.get("auto_yes")))
         instance = Instance(self, data, Status.NEW)
         self._instances[title] = instance
@@ -395,13 +429,65 @@ class Squad:
         mask = dict(zip(titles, list(where)))
         return [inst for inst in chosen if bool(mask[inst.title])]
 
+    # ------------------------------------------------------------------ judging the work
+    # The two methods below run batches of the built-in operations, which sit below this layer
+    # (squadnb.ops imports the session); they import squadnb._judge when called.
+    def fan_out(self, title: str, n: int, prompt: str, *, program: str | None = None,
+                executor: BatchExecutor | None = None) -> PartialResult:
+        return run_sync(self.afan_out(title, n, prompt, program=program, executor=executor))
+
+    @on_loop
+    async def afan_out(self, title: str, n: int, prompt: str, *, program: str | None = None,
+                       executor: BatchExecutor | None = None) -> PartialResult:
+        """Give one task to ``n`` new agents: create ``<title>-1`` … ``<title>-<n>`` (``program``
+        default the squad's; each instance's ``group`` is ``title``, so
+        ``squad.select(where=lambda i: i.group == title)`` picks them), start them and send each
+        ``prompt``, as one :class:`~squadnb.OperationChain` (Start, then SendPrompt, with
+        ``executor``; default all ``n`` at once with the default timeout). Returns the prompt step's
+        :class:`~squadnb.PartialResult`: one row per instance, and an instance whose start failed
+        is ``invalid`` there (it stays NEW in the squad).
+
+        :raises ValueError: ``n`` is not a positive int, or the prompt is empty (before anything
+            is created).
+        :raises DuplicateTitle: one of the titles is taken; the instances this call created are
+            forgotten again (same for :class:`InvalidTitle`).
+        """
+        from squadnb._judge import afan_out
+
+        return await afan_out(self, title, n, prompt, program=program, executor=executor)
+
+    def compare(self, instances: Iterable[Instance] | None = None,
+                command: str | Sequence[str] | None = None, *,
+                executor: BatchExecutor | None = None) -> pd.DataFrame:
+        return run_sync(self.acompare(instances, command, executor=executor))
+
+    @on_loop
+    async def acompare(self, instances: Iterable[Instance] | None = None,
+                       command: str | Sequence[str] | None = None, *,
+                       executor: BatchExecutor | None = None) -> pd.DataFrame:
+        """The work of ``instances`` (default all, creation order) side by side, one row each:
+        ``title``, ``files_changed``, ``added``, ``removed`` (lines; see
+        :meth:`Instance.changed_files`: committed, uncommitted and untracked work against the base
+        commit), ``commits_ahead`` (commits on the branch since its base commit). With ``command``
+        (a string for ``sh -c``, or an argv), it runs in each worktree through
+        :class:`~squadnb.RunCommand` ``(command, check=False)`` on ``executor`` (default: all at once,
+        the default timeout), adding ``exit_code`` (nullable Int64: NA where it did not finish:
+        paused, not started, timed out) and ``seconds``.
+
+        :raises GitError: git fails on an instance (e.g. its base commit is gone).
+        """
+        from squadnb._judge import acompare
+
+        return await acompare(self, instances, command, executor=executor)
+
     def to_dataframe(self) -> pd.DataFrame:
         """One row per instance, in creation order: ``title, status`` (lower-case name; ``new`` when
         not started), ``branch, program, worktree`` (strings), ``added, removed`` (int, from the last
-        diff stats), ``created`` (UTC datetime), ``alive`` (bool, from the last refresh), the guard
-        rails ``dirty`` (bool: uncommitted changes in the worktree; False without a worktree) and
-        ``ahead`` (int: commits on the branch not on its base commit), both as of the last
-        :meth:`refresh`, and ``pinned`` (bool, read now). The dtypes are the same for an empty squad."""
+        diff stats), ``created`` (UTC datetime), ``alive`` (bool, from the last refresh), ``group``
+        (the :meth:`fan_out` that made it, else ``""``), the guard rails ``dirty`` (bool: uncommitted
+        changes in the worktree; False without a worktree) and ``ahead`` (int: commits on the branch
+        not on its base commit), both as of the last :meth:`refresh`, and ``pinned`` (bool, read
+        now). The dtypes are the same for an empty squad."""
         import pandas as pd
 
         instances = self.instances
@@ -422,6 +508,7 @@ class Squad:
                          .astype("datetime64[ns, UTC]"),
             "alive": column([i.started and i.status not in (Status.PAUSED, Status.DEAD)
                              for i in instances], "bool"),
+            "group": column([i.group for i in instances], "str"),
             "dirty": column([i.dirty for i in instances], "bool"),
             "ahead": column([i.ahead for i in instances], "int64"),
             "pinned": column([i.title in pins for i in instances], "bool"),
@@ -493,6 +580,26 @@ async def _refresh(instance: Instance) -> None:
         await instance.arefresh_work()
 
 
+def _setup_commands(value: object, where: str) -> list[str]:
+    """``value`` as a list of setup commands; ``TypeError`` naming ``where`` when it is not a list
+    (or tuple) of non-empty strings."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{where} must be a list of shell command strings, not {value!r}")
+    for command in value:
+        if not isinstance(command, str) or not command.strip():
+            raise TypeError(f"{where} must be a list of non-empty shell command strings; "
+                            f"{command!r} is not one")
+    return list(value)
+
+
+def _config_setup(config: dict[str, object], path: Path) -> list[str]:
+    value = config.get("setup")
+    try:
+        return _setup_commands([] if value is None else value, f"'setup' in {path}")
+    except TypeError as exc:
+        raise StateFileError(f"{exc}; the file was left as is") from None
+
+
 def _raise_first(errors: list[StateFileError]) -> None:
     if errors:
         for other in errors[1:]:
@@ -538,5 +645,5 @@ def _statuses(spec: StatusSpec) -> set[Status]:
 def _copy_stored_fields(source: Instance, target: Instance) -> None:
     for name in ("path", "branch", "program", "prompt", "auto_yes", "status", "created_at",
                  "updated_at", "repo_path", "worktree_path", "base_commit_sha", "is_existing_branch",
-                 "diff"):
+                 "diff", "group"):
         setattr(target, name, getattr(source, name))

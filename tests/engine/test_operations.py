@@ -296,6 +296,57 @@ def test_retry_only_on_matching_errors() -> None:
     assert isinstance(result.results[0].error, ConnectionError)
 
 
+def test_retry_on_takes_a_predicate_over_the_error() -> None:
+    seen: list[str] = []
+
+    def transient(exc: BaseException) -> bool:
+        seen.append(str(exc))
+        return "attempt 1" in str(exc)
+
+    flaky = Flaky(failures=5)
+    result = run(RetryOperation(flaky, max_retries=3, delay=0, retry_on=transient), [Item("a")])
+    assert result.results[0].attempts == 2 and flaky.calls == {"a": 2}
+    assert seen == ["attempt 1 failed", "attempt 2 failed"]
+    assert str(result.results[0].error) == "attempt 2 failed"  # refused: raised as it is
+    assert run(RetryOperation(Flaky(failures=2), delay=0, retry_on=lambda e: True),
+               [Item("a")]).all_succeeded
+
+
+def test_retry_on_accepts_a_tuple_of_types_and_defaults_to_every_exception() -> None:
+    op = RetryOperation(Flaky(failures=1), delay=0, retry_on=(KeyError, ConnectionError))
+    assert run(op, [Item("a")]).results[0].attempts == 2
+    assert RetryOperation(Record()).retry_on is None
+    assert run(RetryOperation(Flaky(failures=1), delay=0), [Item("a")]).results[0].attempts == 2
+
+
+@pytest.mark.parametrize("bad", [42, "ConnectionError", (KeyError, "x")])
+def test_retry_on_refuses_what_is_neither_types_nor_callable(bad: object) -> None:
+    with pytest.raises(TypeError, match="retry_on must be"):
+        RetryOperation(Record(), retry_on=bad)  # type: ignore[arg-type]
+
+
+def test_a_validation_error_is_never_retried() -> None:
+    # The composite's second step refuses: a ValidationError (as the cause) is not retried, even
+    # when retry_on accepts everything.
+    inner = CompositeOperation("RecordThenPause", Record(), Pause())
+    item = Item("a")
+    item.paused = True  # Pause refuses; Record does not
+    result = run(RetryOperation(inner, max_retries=3, delay=0, retry_on=lambda e: True), [item])
+    failure = result.results[0]
+    assert failure.attempts == 1
+    assert "validation failed: already paused" in str(failure.error)
+    raised = run(RetryOperation(operation(lambda i: (_ for _ in ()).throw(
+        ValidationError("validation failed: no"))), max_retries=3, delay=0), [Item("b")])
+    assert raised.results[0].attempts == 1 and raised.results[0].status == "invalid"
+
+
+def test_a_retry_pickles_whatever_retry_on_it_was_given() -> None:
+    import pickle
+
+    op = pickle.loads(pickle.dumps(RetryOperation(Record(), retry_on=ConnectionError, delay=0)))
+    assert op.retry_on is ConnectionError and op.name == "Retry(Record)"
+
+
 def test_retry_delay_and_backoff_are_waited() -> None:
     start = time.monotonic()
     result = run(RetryOperation(Flaky(failures=2), max_retries=2, delay=0.05, backoff=2.0,

@@ -122,7 +122,7 @@ def test_empty_result() -> None:
     assert empty.error() is None and empty.failed_instances() == []
     frame = empty.to_dataframe()
     assert list(frame.columns) == ["instance", "operation", "status", "ok", "error", "error_type",
-                                   "value", "attempts", "start_time", "elapsed"]
+                                   "value", "attempts", "start_time", "elapsed", "verified"]
     assert len(frame) == 0 and frame["elapsed"].dtype == "timedelta64[ns]"
     assert "0 succeeded, 0 failed of 0" in empty._repr_html_()
 

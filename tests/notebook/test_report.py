@@ -117,3 +117,36 @@ def test_bad_input_is_refused(tmp_path: Path):
         summarize(["not a result"])
     with pytest.raises(ValueError, match="empty"):
         to_csv([], tmp_path / "x.csv")
+
+
+class Hostile(Operation):
+    """Everything a user controls in a report, carrying markup: the operation's name, each instance's
+    error message and value."""
+
+    name = "<script>alert('op')</script>"
+
+    async def execute(self, instance: Box) -> str:
+        if instance.title.endswith("1"):
+            raise RuntimeError("<script>alert('error')</script>")
+        return "<img src=x onerror=alert('value')>"
+
+
+def test_html_export_escapes_everything_a_user_controls(executor, tmp_path: Path):
+    boxes = [Box("<script>alert('title')</script>0"), Box("<b onmouseover=x>1")]
+    result = executor.execute(boxes, Hostile(), progress=False)
+    text = to_html(result, tmp_path / "run.html").read_text()
+    lowered = text.lower()
+    assert "<script" not in lowered and "<img" not in lowered and "<b " not in lowered
+    for raw in ("alert('title')", "alert('op')", "alert('error')", "onerror=alert('value')"):
+        assert raw.replace("'", "&#x27;") in text or raw.replace("'", "&#39;") in text, raw
+    assert "&lt;script&gt;" in text and "&lt;img src=x" in text
+    assert text.count("<table") == 2 and "#f8d7da" in text  # still the coloured tables
+
+
+def test_timeline_draws_dollar_signs_as_written(executor):
+    boxes = [Box(r"$\undefined{$"), Box("costs $5 and $6")]
+    chain = OperationChain().add(Step("Start")).add(Step(r"$\frac{$"))
+    ax = timeline(chain.execute(boxes, executor))
+    ax.figure.canvas.draw()  # a '$…$' parsed as mathtext would fail here
+    assert [t.get_text() for t in ax.get_yticklabels()] == [b.title for b in boxes]
+    matplotlib.pyplot.close(ax.figure)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import branches, git, tmux, tmux_sessions
+from helpers import branches, git, tmux, tmux_sessions, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -113,6 +113,22 @@ def test_every_tmux_call_refuses_an_unsafe_name(tmux_socket: str, tmp_path: Path
     assert run_sync(server.pane_state(bad)) is None and run_sync(server.snapshot(bad)) is None
 
 
+def test_a_working_directory_with_tmux_formats_is_taken_literally(tmux_socket: str,
+                                                                  tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    cwd = tmp_path / f"home #{{session_name}} #(touch {marker})"
+    cwd.mkdir(parents=True)
+    server = Tmux(tmux_socket)
+    run_sync(server.new_session("hostile_cwd", str(cwd), f"pwd > {tmp_path / 'pwd'}; sleep 600"))
+    try:
+        wait_for(lambda: (tmp_path / "pwd").exists() and (tmp_path / "pwd").read_text(),
+                 what="the program's working directory")
+        assert (tmp_path / "pwd").read_text().strip() == str(cwd)
+        assert not marker.exists()
+    finally:
+        run_sync(server.kill_session("hostile_cwd"))
+
+
 # -- titles ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("title", "what"), [
@@ -122,6 +138,10 @@ def test_every_tmux_call_refuses_an_unsafe_name(tmux_socket: str, tmp_path: Path
     ("zero\u200bwidth", "format character U+200B"),
     ("para\u2029graph", "paragraph separator U+2029"),
     ("line\u2028sep", "line separator U+2028"),
+    ("soft\u00adhyphen", "format character U+00AD"),
+    ("bom\ufeff", "format character U+FEFF"),
+    ("private\ue000", "private-use character U+E000"),
+    ("nonchar\uffff", "unassigned character U+FFFF"),
     ("tab\there", "control character U+0009"),
     ("x" * (TITLE_MAX + 1), f"at most {TITLE_MAX}"),
     ("   ", "non-empty"),

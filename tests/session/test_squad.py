@@ -41,7 +41,8 @@ def test_to_dataframe_columns_and_html(squad: Squad) -> None:
     running.diff_stats()
     frame = squad.to_dataframe()
     assert list(frame.columns) == ["title", "status", "branch", "program", "worktree", "added",
-                                   "removed", "created", "alive", "dirty", "ahead", "pinned"]
+                                   "removed", "created", "alive", "group", "dirty", "ahead",
+                                   "pinned"]
     assert frame["title"].tolist() == ["<pending & co>", "running"]  # creation order
     assert frame["status"].tolist()[0] == "new" and frame["status"].tolist()[1] in ("running", "ready")
     assert frame["alive"].tolist() == [False, True]
@@ -51,7 +52,7 @@ def test_to_dataframe_columns_and_html(squad: Squad) -> None:
     assert frame.dtypes.astype(str).to_dict() == {
         "title": "str", "status": "str", "branch": "str", "program": "str", "worktree": "str",
         "added": "int64", "removed": "int64", "created": "datetime64[ns, UTC]", "alive": "bool",
-        "dirty": "bool", "ahead": "int64", "pinned": "bool"}
+        "group": "str", "dirty": "bool", "ahead": "int64", "pinned": "bool"}
     assert frame["created"].tolist()[0] == pd.Timestamp(pending.created_at)
     empty = Squad(home=squad.home / "empty", repo=squad.repo, tmux_socket=squad.tmux_socket)
     assert empty.to_dataframe().dtypes.equals(frame.dtypes) and len(empty.to_dataframe()) == 0
