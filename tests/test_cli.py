@@ -35,7 +35,7 @@ from squadnb.session.squad import Squad
 pytestmark = pytest.mark.timeout(300)
 
 RECORD_FIELDS = ["instance", "operation", "status", "ok", "error", "error_type", "value", "attempts",
-                 "start_time", "elapsed"]
+                 "start_time", "elapsed", "verified"]
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -293,6 +293,7 @@ def test_json_records_are_complete(cli: Cli) -> None:
         assert record["attempts"] == 1
         assert isinstance(record["elapsed"], float) and record["elapsed"] > 0
         assert datetime.fromisoformat(record["start_time"]).tzinfo is not None
+        assert record["verified"] is True  # Pause checks its post-condition
 
 
 def test_csv_output(cli: Cli) -> None:
@@ -634,3 +635,89 @@ def test_an_os_error_is_one_line_not_a_traceback(cli: Cli) -> None:
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert done.stderr.startswith("squadnb: error: ") and "Traceback" not in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+# -- safe bulk fixes: plans, cutoffs, pacing, the journal (issue 11); fan-out and push (issue 12) ---
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(cli: Cli) -> None:
+    a, b = cli.started("a", "b")
+    cli.ok("pause", b)
+    before = snapshot(cli.home, cli.repo, cli.socket)
+    plan = cli.json("pause", a, b, "--dry-run")
+    assert [(r["instance"], r["operation"], r["would_run"]) for r in plan] == [(a, "Pause", True),
+                                                                             (b, "Pause", False)]
+    assert plan[0]["reason"] == "" and "paused" in plan[1]["reason"]
+    for argv in (("kill", "--all", "--dry-run"), ("resume", "--all", "--dry-run"),
+                 ("prompt", "hello", a, "--dry-run"), ("start", "--restart", a, "--dry-run"),
+                 ("push", "--all", "--dry-run")):
+        done = cli(*argv)
+        assert done.returncode == 0, (argv, done.stderr)
+        assert "would_run" in done.stdout
+    assert snapshot(cli.home, cli.repo, cli.socket) == before
+    assert not (cli.home / "history.sqlite").exists() or cli.json("history") == []
+
+
+def test_batches_are_journaled_and_resumed(cli: Cli) -> None:
+    a, b = cli.started("a", "b")
+    cli.ok("pause", a, b)
+    cli.ok("resume", b)
+    done = cli("resume", a, b, "--json")  # b is not paused: invalid
+    assert done.returncode == 1
+    assert [r["status"] for r in json.loads(done.stdout)] == ["succeeded", "invalid"]
+    batches = cli.json("history")
+    assert [(r["operation"], r["total"], r["succeeded"], r["failed"]) for r in batches] == [
+        ("Pause", 2, 2, 0), ("Resume", 1, 1, 0), ("Resume", 2, 1, 1)]
+    failed_batch = batches[-1]["batch_id"]
+    outcomes = cli.json("history", failed_batch)
+    assert [(r["batch_id"], r["instance"], r["status"]) for r in outcomes] == [
+        (failed_batch, a, "succeeded"), (failed_batch, b, "invalid")]
+    assert cli.ok("history").stdout.count("Resume") == 2
+
+    cli.ok("pause", b)
+    records = cli.json("resume-batch", failed_batch)  # only b: a's resume already succeeded
+    assert [(r["instance"], r["operation"], r["status"]) for r in records] == [(b, "Resume", "succeeded")]
+    assert all(i["status"] != 3 for i in cli.state().values())
+    assert cli.json("history")[-1]["resumed_from"] == failed_batch
+    assert_usage_error(cli("history", "no-such-batch"), "no-such-batch")
+    assert_usage_error(cli("resume-batch", "no-such-batch"), "no-such-batch")
+
+
+def test_max_failures_and_rate(cli: Cli) -> None:
+    titles = [cli.t(f"x{i}") for i in range(3)]
+    cli.ok("new", *titles, "--program", "squadnb-no-such-program")
+    done = cli("start", *titles, "--rate", "2", "--json")
+    assert done.returncode == 1
+    records = json.loads(done.stdout)
+    assert [r["status"] for r in records] == ["failed"] * 3
+    starts = sorted(datetime.fromisoformat(r["start_time"]) for r in records)
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(starts, starts[1:])]
+    assert all(gap >= 0.45 for gap in gaps), gaps  # at most 2 starts per second
+
+    done = cli("start", *titles, "--concurrency", "1", "--max-failures", "1", "--json")
+    assert done.returncode == 1
+    records = json.loads(done.stdout)
+    assert [r["status"] for r in records] == ["failed", "cancelled", "cancelled"]
+    assert [r["attempts"] for r in records] == [1, 0, 0]
+    assert "failure cutoff" in records[1]["error"]
+
+
+def test_fan_out_and_push(cli: Cli, tmp_path: Path) -> None:
+    group = cli.t("g")
+    done = cli("--program", demo_program(), "fan-out", group, "2", "write it down", "--json")
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert [(r["instance"], r["operation"], r["status"]) for r in records] == [
+        (f"{group}-1", "SendPrompt", "succeeded"), (f"{group}-2", "SendPrompt", "succeeded")]
+    assert set(cli.state()) == {f"{group}-1", f"{group}-2"}
+
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "--bare", "--quiet", str(origin)], check=True)
+    wait_for(lambda: cli.json("diff", f"{group}-1")[0]["added"], what="the agent's work")
+    [record] = cli.json("push", f"{group}-1", "--remote", str(origin))
+    assert record["status"] == "succeeded" and re.fullmatch(r"[0-9a-f]{40}", record["value"])
+    branch = cli.ls()[f"{group}-1"]["branch"]
+    pushed = subprocess.run(["git", "-C", str(origin), "rev-parse", branch], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    assert pushed == record["value"]
+    assert_usage_error(cli("fan-out", group, "0", "x"))

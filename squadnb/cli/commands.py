@@ -1,4 +1,5 @@
-"""The batch commands (``ls new start pause resume kill prompt diff preview``): open the squad, pick
+"""The batch commands (``ls new start pause resume kill prompt push diff preview fan-out history
+resume-batch``): open the squad, pick
 the targets, run one operation over them on a :class:`~squadnb.BatchExecutor`, print the records.
 
 Imported only once a command runs (``squadnb --help`` never loads it, nor the engine and pandas it
@@ -11,18 +12,20 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from squadnb._loop import run_sync
 from squadnb.cli import where
 from squadnb.cli.output import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError, clip, emit_frame,
-                                emit_result, error, one_line, printable, progress)
+                                emit_result, error, one_line, printable, progress, result_table)
 from squadnb.engine.executor import BatchExecutor
+from squadnb.engine.journal import Journal
 from squadnb.engine.operation import Operation
 from squadnb.engine.result import instance_label
 from squadnb.errors import BatchInterrupted, RollbackIncomplete, SquadError, TransactionError
 from squadnb.ops import (BatchKillOperation, BatchPauseOperation, BatchPromptOperation,
-                         BatchResumeOperation, BatchStartOperation, DiffOperation, with_batch_options)
+                         BatchPushOperation, BatchResumeOperation, BatchStartOperation, DiffOperation, with_batch_options)
 from squadnb.session.instance import Instance, Status
 from squadnb.session.squad import Squad
 
@@ -31,7 +34,8 @@ if TYPE_CHECKING:
 
     from squadnb.engine.result import PartialResult
 
-__all__ = ["batch", "diff", "ls", "new", "open_squad", "preview", "transaction_message"]
+__all__ = ["batch", "diff", "fan_out", "history", "journal_of", "ls", "new", "open_squad", "preview",
+           "push", "resume_batch", "transaction_message"]
 
 
 # -- squad and targets -----------------------------------------------------------------------------
@@ -96,17 +100,51 @@ def _targets(squad: Squad, args: argparse.Namespace, *, default_all: bool = Fals
 # -- running a batch -------------------------------------------------------------------------------
 
 
-def _run_batch(args: argparse.Namespace, instances: list[Instance], operation: Any,
-               show: Callable[[PartialResult], None] | None = None) -> int:
+def _executor(args: argparse.Namespace) -> BatchExecutor:
+    return BatchExecutor(max_concurrency=args.concurrency, timeout=args.timeout,
+                         max_failures=args.max_failures, rate=args.rate)
+
+
+def journal_of(squad: Squad) -> Journal:
+    """The home's batch journal, ``<home>/history.sqlite`` (created on first use)."""
+    return Journal(Path(squad.home) / "history.sqlite")
+
+
+def _run_batch(args: argparse.Namespace, squad: Squad, instances: list[Instance], operation: Any,
+               show: Callable[[PartialResult], None] | None = None, *, journaled: bool = True) -> int:
     """Run ``operation`` over ``instances`` as the options say; print the result (``show(result)``,
     default :func:`emit_result`), also when interrupted or rolled back; return the exit status (1
-    when any instance failed or a transaction was rolled back, 130 when interrupted)."""
+    when any instance failed or a transaction was rolled back, 130 when interrupted).
+
+    ``--dry-run`` prints the executor's plan instead (exit 0, nothing runs). A ``journaled`` batch
+    (every state-changing one) is recorded in the home's journal; its id is printed under the table.
+    """
     operation = with_batch_options(operation, retries=args.retries, retry_delay=args.retry_delay)
-    executor = BatchExecutor(max_concurrency=args.concurrency, timeout=args.timeout)
-    run = executor.execute_with_rollback if args.transaction else executor.execute
-    emit = show or (lambda result: emit_result(args, result))
+    executor = _executor(args)
+    if getattr(args, "dry_run", False):
+        emit_frame(args, executor.plan(instances, operation))
+        return EXIT_OK
+    if args.command == "kill":
+        _confirm_kill(args, instances)
+    journal = journal_of(squad) if journaled else None
     try:
-        result = run(instances, operation, progress=progress(), deadline=args.deadline)
+        return _run(args, executor, instances, operation, show, journal)
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def _run(args: argparse.Namespace, executor: BatchExecutor, instances: list[Instance], operation: Any,
+         show: Callable[[PartialResult], None] | None, journal: Journal | None) -> int:
+    run = executor.execute_with_rollback if args.transaction else executor.execute
+
+    def emit(result: PartialResult) -> None:
+        (show or (lambda r: emit_result(args, r)))(result)
+        if result.batch_id is not None and not (args.json or args.csv):
+            print(f"batch {result.batch_id} (squadnb history {result.batch_id})")
+
+    try:
+        result = run(instances, operation, progress=progress(), deadline=args.deadline, journal=journal)
     except TransactionError as exc:
         emit(exc.result)
         error(transaction_message(exc))
@@ -171,9 +209,7 @@ def batch(args: argparse.Namespace) -> int:
         "kill": _KillOrForget,
         "prompt": lambda: BatchPromptOperation(args.text),
     }
-    if args.command == "kill":
-        _confirm_kill(args, instances)
-    return _run_batch(args, instances, factories[args.command]())
+    return _run_batch(args, squad, instances, factories[args.command]())
 
 
 def diff_records(result: PartialResult, *, content: bool = False) -> pd.DataFrame:
@@ -202,7 +238,7 @@ def diff(args: argparse.Namespace) -> int:
                     patch = printable(content, keep="\n\t")  # a diff is lines; tabs are code
                     print(f"\n--- {printable(title)}\n{patch}")
 
-    return _run_batch(args, instances, DiffOperation(), show)
+    return _run_batch(args, squad, instances, DiffOperation(), show, journaled=False)
 
 
 def preview(args: argparse.Namespace) -> int:
@@ -213,6 +249,71 @@ def preview(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def push(args: argparse.Namespace) -> int:
+    """``squadnb push TARGETS [--remote R] [--message M]``: commit each instance's work on its branch
+    and push the branch."""
+    squad = open_squad(args)
+    squad.refresh()
+    instances = _targets(squad, args)
+    try:
+        operation = BatchPushOperation(args.remote, message=args.message)
+    except ValueError as exc:  # an empty remote
+        raise UsageError(str(exc)) from None
+    return _run_batch(args, squad, instances, operation)
+
+
+def fan_out(args: argparse.Namespace) -> int:
+    """``squadnb fan-out TITLE N PROMPT``: create TITLE-1 … TITLE-N, start them and send each the
+    prompt (the prompt step's records)."""
+    squad = open_squad(args)
+    squad.refresh()
+    try:
+        result = squad.fan_out(args.title, args.n, args.text, executor=_executor(args))
+    except ValueError as exc:  # an empty prompt, before anything is created
+        raise UsageError(str(exc)) from None
+    emit_result(args, result)
+    return EXIT_FAILED if result.failures else EXIT_OK
+
+
+def history(args: argparse.Namespace) -> int:
+    """``squadnb history [BATCH_ID]``: the home's journaled batches, or one batch's outcomes."""
+    with journal_of(open_squad(args)) as journal:
+        if args.batch_id is None:
+            frame = journal.batches()
+            if not (args.json or args.csv):
+                frame = frame.drop(columns=["parameters"])
+            emit_frame(args, frame)
+            return EXIT_OK
+        frame = journal.results(args.batch_id)
+    if args.json or args.csv:
+        emit_frame(args, frame)
+    else:
+        print(result_table(frame))
+    return EXIT_OK
+
+
+def resume_batch(args: argparse.Namespace) -> int:
+    """``squadnb resume-batch BATCH_ID``: run a journaled batch again on its instances without a
+    recorded success, with the operation it stored; journaled as a new batch."""
+    squad = open_squad(args)
+    squad.refresh()
+    executor = _executor(args)
+    with journal_of(squad) as journal:
+        try:
+            result = executor.resume(journal, args.batch_id, squad.instances, progress=progress(),
+                                     deadline=args.deadline)
+        except ValueError as exc:  # an instance of the batch is gone from the squad
+            raise UsageError(str(exc)) from None
+        except BatchInterrupted as exc:
+            emit_result(args, exc.result)
+            print("squadnb: interrupted; the batch was cancelled", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    emit_result(args, result)
+    if result.batch_id is not None and not (args.json or args.csv):
+        print(f"batch {result.batch_id} (resumed {args.batch_id})")
+    return EXIT_FAILED if result.failures else EXIT_OK
+
+
 # -- kill's guard ----------------------------------------------------------------------------------
 
 
@@ -220,6 +321,8 @@ class _KillOrForget(BatchKillOperation):
     """The command's kill: :class:`~squadnb.BatchKillOperation`, except that a never-started (new)
     instance is not refused but forgotten, as ``Instance.kill()`` forgets it, so ``squadnb kill --all``
     leaves no instance behind. A new instance holds no work, so nothing can be lost."""
+
+    name = "Kill"
 
     def validate(self, instance: Instance) -> Any:
         if instance.status is Status.NEW:

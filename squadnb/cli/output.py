@@ -135,7 +135,7 @@ def text_table(frame: pd.DataFrame) -> str:
         if pd.api.types.infer_dtype(frame[column], skipna=True) in ("integer", "floating",
                                                                     "mixed-integer-float"):
             continue
-        cells = ["" if v is None else printable(v) for v in frame[column]]
+        cells = ["" if _is_na(v) else printable(v) for v in frame[column]]
         width = max(len(str(column)), *map(len, cells)) if cells else len(str(column))
         frame[column] = [cell.ljust(width) for cell in cells]
         labels[column] = str(column).ljust(width)

@@ -15,14 +15,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from squadnb import __version__
+from squadnb import __version__, errors
 from squadnb.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, error
 
 __all__ = ["build_parser", "main"]
 
 # squadnb errors that mean "the request was wrong", not "the work failed": exit 2, nothing changed.
-_BAD_INPUT = ("BranchCheckedOut", "DuplicateTitle", "InvalidState", "InvalidTitle", "NotAGitRepo",
-              "StateFileError", "UnknownInstance")
+_BAD_INPUT = (errors.BranchCheckedOut, errors.DuplicateTitle, errors.InvalidState, errors.InvalidTitle,
+              errors.NotAGitRepo, errors.StateFileError, errors.UnknownBatch, errors.UnknownInstance)
 
 
 def _positive_int(text: str) -> int:
@@ -79,12 +79,21 @@ def _add_targets(parser: argparse.ArgumentParser) -> None:
                        help="a pandas query over the ls table, e.g. \"status == 'ready' and added > 0\"")
 
 
-def _add_batch_options(parser: argparse.ArgumentParser) -> None:
+def _add_executor_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     group = parser.add_argument_group("batch")
     group.add_argument("--concurrency", type=_positive_int, default=10,
                        help="operations at once (default 10)")
     group.add_argument("--timeout", type=_positive_seconds, default=300.0,
                        help="seconds per operation (default 300)")
+    group.add_argument("--max-failures", type=_positive_int, metavar="N",
+                       help="start no new operation once N have failed (the rest are cancelled)")
+    group.add_argument("--rate", type=_positive_seconds, metavar="R",
+                       help="at most R operation starts per second (e.g. 0.5: one every 2 s)")
+    return group
+
+
+def _add_batch_options(parser: argparse.ArgumentParser, *, changes_state: bool = True) -> None:
+    group = _add_executor_options(parser)
     group.add_argument("--deadline", type=_positive_seconds,
                        help="seconds for the whole batch; unfinished instances are cancelled")
     group.add_argument("--retries", type=_non_negative_int, default=0,
@@ -93,6 +102,10 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
                        help="seconds between retries (default 1)")
     group.add_argument("--transaction", action="store_true",
                        help="roll back every success if any instance fails")
+    if changes_state:
+        group.add_argument("--dry-run", action="store_true",
+                           help="print what would run (each instance's would_run and reason) and "
+                           "change nothing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,9 +181,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--full", action="store_true", help="the whole scrollback, not just the screen")
     sub.set_defaults(handler="commands:preview")
 
-    sub = commands.add_parser("diff", help="lines added and removed per instance", parents=common)
+    sub = commands.add_parser("push", help="commit each instance's work on its branch and push the "
+                              "branch", parents=common)
     _add_targets(sub)
     _add_batch_options(sub)
+    sub.add_argument("--remote", default="origin", help="remote name, URL or path (default origin)")
+    sub.add_argument("--message", help="commit message of uncommitted work (default: pause's)")
+    sub.set_defaults(handler="commands:push")
+
+    sub = commands.add_parser("fan-out", help="give one prompt to N new agents TITLE-1 … TITLE-N",
+                              parents=common)
+    sub.add_argument("title", metavar="TITLE", help="the group's title; instances are TITLE-1 … TITLE-N")
+    sub.add_argument("n", metavar="N", type=_positive_int, help="number of agents")
+    sub.add_argument("text", metavar="PROMPT", help="the prompt each agent gets")
+    _add_executor_options(sub)
+    sub.set_defaults(handler="commands:fan_out")
+
+    sub = commands.add_parser("history", help="the journaled batches, or one batch's outcomes",
+                              parents=common)
+    sub.add_argument("batch_id", metavar="BATCH_ID", nargs="?", help="show this batch's outcomes")
+    sub.set_defaults(handler="commands:history")
+
+    sub = commands.add_parser("resume-batch", help="run a journaled batch again on its instances "
+                              "without a recorded success", parents=common)
+    sub.add_argument("batch_id", metavar="BATCH_ID")
+    group = _add_executor_options(sub)
+    group.add_argument("--deadline", type=_positive_seconds,
+                       help="seconds for the whole batch; unfinished instances are cancelled")
+    sub.set_defaults(handler="commands:resume_batch")
+
+    sub = commands.add_parser("diff", help="lines added and removed per instance", parents=common)
+    _add_targets(sub)
+    _add_batch_options(sub, changes_state=False)
     sub.add_argument("--patch", action="store_true", help="also print each instance's diff")
     sub.set_defaults(handler="commands:diff")
     return parser
@@ -186,16 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     instance succeeded; 1 some failed, a transaction was rolled back, or the work failed
     (``squadnb: error: …`` on stderr); 2 bad input, nothing changed; 130 interrupted."""
     args = build_parser().parse_args(argv)
-    from squadnb.errors import SquadError
-
     try:
         return _run(args)
     except UsageError as exc:
         error(exc)
         return EXIT_USAGE
-    except SquadError as exc:
+    except errors.SquadError as exc:
         error(exc)
-        return EXIT_USAGE if type(exc).__name__ in _BAD_INPUT else EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, _BAD_INPUT) else EXIT_FAILED
     except KeyboardInterrupt:
         print("squadnb: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
