@@ -151,7 +151,7 @@ def result_table(frame: pd.DataFrame) -> str:
     extra = [c for c in shown.columns if c not in (*TEXT_COLUMNS, "ok", "error", "error_type", "value",
                                                    "start_time", "content")]
     shown = shown[[*TEXT_COLUMNS, *extra, "error"]].copy()
-    shown["elapsed"] = [f"{v:.2f}s" for v in shown["elapsed"]]
+    shown["elapsed"] = [None if v is None else f"{v:.2f}s" for v in shown["elapsed"]]  # None: pending
     shown["error"] = [None if e is None else one_line(e)[:100] for e in shown["error"]]
     return text_table(shown)
 
