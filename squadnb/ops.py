@@ -48,7 +48,7 @@ from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
 from squadnb.session import _postconditions as hold
 from squadnb.session._command import CommandRun, command_argv, failure, run_in_worktree
 from squadnb.session._input import check_prompt
-from squadnb.session.instance import Instance, Status
+from squadnb.session.instance import Instance, PauseReport, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
            "BatchPushOperation", "BatchResumeOperation", "BatchStartOperation", "CommandRun",
@@ -114,18 +114,21 @@ class BatchStartOperation(Operation):
 
 
 class BatchPauseOperation(_RemembersBefore, Operation):
-    """Pause each instance (commit, remove the worktree, keep the branch). Rolled back by resuming."""
+    """Pause each instance (commit, remove the worktree, keep the branch). Rolled back by resuming.
+    Its value is the instance's :class:`~squadnb.session.PauseReport`: the ignored files archived,
+    and any dropped or not committed as deletions."""
 
     name = "Pause"
 
     def validate(self, instance: Instance) -> None:
         instance.check("pause")
 
-    async def execute(self, instance: Instance) -> None:
-        tip = await instance.squad.git.branch_tip(instance.repo_path, instance.branch)
-        dirty, _ = await instance.arefresh_work()
+    async def execute(self, instance: Instance) -> PauseReport | None:
+        git = instance.squad.git
+        tip = await git.branch_tip(instance.repo_path, instance.branch)
+        dirty = os.path.isdir(instance.worktree_path) and await git.is_dirty(instance.worktree_path)
         self._remember(instance, (tip, dirty))
-        await instance.apause()
+        return await instance.apause()
 
     async def verify(self, instance: Instance) -> None:
         tip, dirty = self._recall(instance) or (None, False)

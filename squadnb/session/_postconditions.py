@@ -32,7 +32,10 @@ def _inside(path: str, directory: str) -> bool:
 
 async def _listed(instance: Instance) -> str | None:
     """The branch git lists for the instance's worktree path ("" when detached); None when git does
-    not list that path as a worktree."""
+    not list that path as a worktree (or the instance names no repository: ``git -C ''`` would
+    list the worktrees of the process's current directory)."""
+    if not instance.repo_path:
+        return None
     for tree in await instance.squad.git.worktrees(instance.repo_path):
         if os.path.realpath(tree.path) == os.path.realpath(instance.worktree_path):
             return tree.branch or ""
