@@ -9,6 +9,9 @@ from this process with the same executor. Cases, 20 instances per host (40 opera
 (b) starting 20 demo agents per host (Start: validate, execute and verify, three round trips), at
     ``max_concurrency=8``; the agents are killed after each run (not timed).
 
+For scale, it also prints Dask's own round trip in the same run: ``client.submit(noop).result()``
+one after the other, 40 times (what any remote call costs before squadnb does anything).
+
 Run: ``python benchmarks/fleet_overhead.py``. Prints milliseconds per operation for each path, the
 extra cost of the fleet per operation (fleet minus local, batch wall time divided by 40) and the
 ratio fleet/local; no-op figures are the best of a few repeats, the starts one run each.
@@ -40,6 +43,10 @@ class Noop(Operation):
         await asyncio.sleep(0)
 
 
+def _noop(x: int) -> int:
+    return x
+
+
 def per_op(run: Callable[[], Any], repeats: int) -> float:
     """Best wall time of ``repeats`` runs, in milliseconds per operation."""
     times = []
@@ -47,7 +54,7 @@ def per_op(run: Callable[[], Any], repeats: int) -> float:
         start = time.perf_counter()
         result = run()
         times.append(time.perf_counter() - start)
-        assert result.all_succeeded, result.error()
+        assert result is None or result.all_succeeded, result.error()
     return min(times) / (PER_HOST * HOSTS) * 1e3
 
 
@@ -81,6 +88,9 @@ def main() -> None:
                              per_op(lambda: executor.execute(remote_instances, Noop(), progress=False),
                                     REPEATS)))
 
+            dask_ms = per_op(lambda: [client.submit(_noop, i, pure=False).result()
+                                      for i in range(PER_HOST * HOSTS)] and None, REPEATS)
+
             executor = BatchExecutor(max_concurrency=8, timeout=120)
             starts = []
             for instances in (local_instances, remote_instances):
@@ -95,7 +105,8 @@ def main() -> None:
                     Squad(home=kw["home"], repo=repo, tmux_socket=socket).kill_server()
             shutil.rmtree(root, ignore_errors=True)
 
-    print(f"{PER_HOST} instances on each of {HOSTS} hosts (Dask LocalCluster, loopback)")
+    print(f"{PER_HOST} instances on each of {HOSTS} hosts (Dask LocalCluster, loopback); a bare Dask "
+          f"round trip (client.submit(noop).result(), serial): {dask_ms:.2f} ms")
     print(f"{'case':<34}{'local ms/op':>12}{'fleet ms/op':>13}{'extra ms/op':>13}{'fleet/local':>13}")
     for case, local_ms, fleet_ms in rows:
         print(f"{case:<34}{local_ms:>12.2f}{fleet_ms:>13.2f}{fleet_ms - local_ms:>13.2f}"
