@@ -322,6 +322,12 @@ class Git:
                 removed.append(path)
         return removed, kept
 
+    async def branches(self, repo: str, prefix: str) -> list[str]:
+        """The local branches whose names start with ``prefix`` (a directory such as ``alice/``)."""
+        pattern = f"refs/heads/{prefix.rstrip('/')}/" if prefix.rstrip("/") else "refs/heads/"
+        done = await self._check(repo, "for-each-ref", "--format=%(refname:short)", pattern)
+        return done.stdout.split()
+
     async def delete_branch(self, repo: str, branch: str) -> None:
         """``branch -D``; a branch that is already gone is not an error."""
         async with self.lock(repo):
