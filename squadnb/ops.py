@@ -40,6 +40,7 @@ import os
 import weakref
 from typing import Any, Awaitable, Mapping, Sequence
 
+from squadnb.engine._seconds import Seconds, check_timeout
 from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
 from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
 from squadnb.session import _postconditions as hold
@@ -278,9 +279,10 @@ class RunCommand(Operation):
     64 KB, with ``stdout_truncated`` / ``stderr_truncated`` saying so).
 
     :param command: a string runs under ``sh -c``; a sequence (argv) runs as is, with no shell.
-    :param timeout: seconds after which the command and every process it started are killed (its
-        own process group), and the instance fails with :class:`~squadnb.errors.OperationTimeout`;
-        None: no limit of its own (the executor's timeout or a cancel kill the group the same way).
+    :param timeout: seconds (or a ``timedelta``) after which the command and every process it
+        started are killed (its own process group), and the instance fails with
+        :class:`~squadnb.errors.OperationTimeout`; None: no limit of its own (the executor's timeout
+        or a cancel kill the group the same way). Zero, negative, NaN or infinite: ``ValueError``.
     :param env: variables added to the environment (which also has ``$SQUADNB_MAIN``, the main
         checkout's path).
     :param check: a non-zero exit is the instance's failure, a
@@ -293,13 +295,11 @@ class RunCommand(Operation):
 
     name = "RunCommand"
 
-    def __init__(self, command: str | Sequence[str], *, timeout: float | None = None,
+    def __init__(self, command: str | Sequence[str], *, timeout: Seconds | None = None,
                  env: Mapping[str, str] | None = None, check: bool = True) -> None:
         command_argv(command)  # refuse an empty command now, not once per instance
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be positive seconds or None, not {timeout!r}")
         self.command = command
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout, "RunCommand's timeout")
         self.env = dict(env) if env is not None else None
         self.check = check
 

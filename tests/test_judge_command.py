@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -93,8 +94,10 @@ def test_an_empty_command_or_a_bad_timeout_is_refused_at_once() -> None:
     for command in ("", "  ", []):
         with pytest.raises(ValueError, match="empty"):
             RunCommand(command)
-    with pytest.raises(ValueError, match="timeout"):
-        RunCommand("true", timeout=0)
+    for timeout in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="RunCommand's timeout must be"):
+            RunCommand("true", timeout=timeout)
+    assert RunCommand("true", timeout=timedelta(minutes=2)).timeout == 120.0
 
 
 HANG = ("sleep 300 & echo $! >> {pids}; "          # a child that hangs, holding the output pipe
