@@ -324,12 +324,12 @@ class RunCommand(Operation):
         return f"RunCommand({self.command!r})"
 
 
-class BatchPushOperation(Operation):
+class BatchPushOperation(_RemembersBefore, Operation):
     """Commit each instance's worktree changes on its branch (the commit pause makes, or
     ``message``) and push the branch to ``remote`` with its upstream set; the value is the pushed
     commit's sha. Works on running instances and on paused ones (no worktree: the branch is pushed as
-    it is). A push cannot be taken back from a remote: no rollback. The operation's name is
-    ``"Push"``.
+    it is). ``verify`` asks the remote (``ls-remote``) that it has the branch at that sha. A push
+    cannot be taken back from a remote: no rollback. The operation's name is ``"Push"``.
 
     :param remote: a remote's name or URL (a path to a bare repository works too).
     :param message: the commit message of uncommitted work; default pause's
@@ -348,7 +348,12 @@ class BatchPushOperation(Operation):
         instance.check("push")
 
     async def execute(self, instance: Instance) -> str:
-        return await instance.apush(self.remote, self.message)
+        sha = await instance.apush(self.remote, self.message)
+        self._remember(instance, sha)
+        return sha
+
+    async def verify(self, instance: Instance) -> None:
+        await hold.remote_has(instance, self.name, self.remote, self._recall(instance))
 
     async def rollback(self, instance: Instance) -> None:
         raise RollbackNotSupported(f"Push cannot be rolled back (instance {instance.title!r})")
