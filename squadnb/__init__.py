@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "CommandFailed": "squadnb.errors",
     "DuplicateTitle": "squadnb.errors",
     "GitError": "squadnb.errors",
+    "HostLost": "squadnb.errors",
     "InvalidState": "squadnb.errors",
     "InvalidPrompt": "squadnb.errors",
     "InvalidTitle": "squadnb.errors",
@@ -73,6 +74,8 @@ _EXPORTS: dict[str, str] = {
     "BatchStartOperation": "squadnb.ops",
     "CommandRun": "squadnb.ops",
     "RunCommand": "squadnb.ops",
+    # several hosts (Dask distributed, the optional extra squadnb[distributed])
+    "Fleet": "squadnb.distributed",
     # notebook layer
     "BatchForm": "squadnb.notebook.form",
     "StatusView": "squadnb.notebook.watch",

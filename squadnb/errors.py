@@ -12,6 +12,7 @@ Hierarchy::
     ├── TransactionError            a transactional batch failed; carries .result, .rollback_result
     │   ├── RolledBack              ... and every success was rolled back
     │   └── RollbackIncomplete      ... and some rollback failed too
+    ├── HostLost                    a Fleet host's Dask worker left the cluster mid-operation
     ├── JournalError                a batch journal (SQLite) cannot be opened, read or written
     │   └── UnknownBatch            (also KeyError) the journal has no batch with that id
     ├── SessionError                a real instance (git worktree + tmux session) misbehaved
@@ -51,6 +52,7 @@ __all__ = [
     "CommandFailed",
     "DuplicateTitle",
     "GitError",
+    "HostLost",
     "InvalidPrompt",
     "InvalidState",
     "InvalidTitle",
@@ -163,6 +165,20 @@ class BatchInterrupted(KeyboardInterrupt):
     def __init__(self, result: Any) -> None:
         super().__init__(f"batch interrupted: {result!r}")
         self.result = result
+
+
+class HostLost(SquadError):
+    """The Dask worker of a :class:`~squadnb.distributed.Fleet` host left the cluster (its process died,
+    its machine went away) while an operation on one of its instances was running or about to run.
+
+    ``.host`` names the host (the worker's name). What the operation did on that host before the
+    worker died is unknown: its agent sessions keep running in their tmux server; look again with
+    ``fleet.refresh()`` once the worker is back.
+    """
+
+    def __init__(self, message: str, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host
 
 
 class SessionError(SquadError):

@@ -11,6 +11,12 @@ operation's deadline and cancels just that operation.
 Stopping comes in two strengths: a *halt* (a failure cutoff, a journal that cannot write) starts
 nothing new and lets the running operations finish; a *stop* (cancel, Ctrl-C, the deadline) also
 cancels them. Either way every instance gets a result.
+
+An instance whose type defines ``__squadnb_run__(instance, phase, operation)`` runs its phases itself:
+the executor (and a plan) awaits that, with ``phase`` one of ``"validate"``, ``"execute"``,
+``"verify"``, instead of calling the operation's method on it, and keeps everything else (timeout,
+cancellation, results; a rollback is the ``execute`` of its rollback batch). ``squadnb.distributed.RemoteInstance`` uses it
+to run the operation on the instance's own host; the engine stays ignorant of Dask.
 """
 
 from __future__ import annotations
@@ -141,10 +147,15 @@ class _Worker:
         error: BaseException | None = None
         value = None
         skipped = False
+        # An instance that runs operations elsewhere (a Fleet's RemoteInstance) gets each phase.
+        remote = getattr(type(instance), "__squadnb_run__", None)
         try:
             if run.validate is not None:
                 try:
-                    checked = run.validate(instance)
+                    if remote is None:
+                        checked = run.validate(instance)
+                    else:
+                        checked = remote(instance, "validate", run.operation)
                     if inspect.isawaitable(checked):
                         await checked
                 except Skip:
@@ -159,14 +170,19 @@ class _Worker:
                 # coroutine frame for every instance; here that is decided once per batch
                 # (_Run.execute_async), which keeps the per-instance overhead (benchmarks/
                 # engine_overhead.py) at one coroutine call.
-                if run.execute_async:
+                if remote is not None:
+                    value = await remote(instance, "execute", run.operation)
+                elif run.execute_async:
                     value = await run.execute(instance)
                 else:
                     value = await run_in_thread(run.execute, instance)
                     if inspect.isawaitable(value):
                         value = await value
                 if run.verify:
-                    await verify_op(run.operation, instance)
+                    if remote is None:
+                        await verify_op(run.operation, instance)
+                    else:
+                        await remote(instance, "verify", run.operation)
         except asyncio.CancelledError:
             if not (self.expired or self.stopped):
                 raise  # the worker itself is being torn down (the loop is closing)
@@ -636,7 +652,11 @@ class BatchExecutor:
             async with slots:
                 try:
                     async with asyncio.timeout(self._timeout):
-                        await validate_op(operation, instance)
+                        remote = getattr(type(instance), "__squadnb_run__", None)
+                        if remote is None:
+                            await validate_op(operation, instance)
+                        else:
+                            await remote(instance, "validate", operation)
                 except Skip:
                     return f"would be skipped: {op_name(operation)}'s condition is false"
                 except TimeoutError:

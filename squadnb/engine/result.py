@@ -165,7 +165,9 @@ class PartialResult:
         boolean: NA where skipped), ``error`` (message, NA on success), ``error_type`` (class name),
         ``value`` (object), ``attempts`` (int), ``start_time`` (datetime, UTC), ``elapsed``
         (Timedelta), ``verified`` (nullable boolean: True/False where the operation has a
-        ``verify`` that ran, NA otherwise). Imports pandas on first use.
+        ``verify`` that ran, NA otherwise); after ``instance``, a ``host`` column (str) when instances
+        have a ``host`` attribute (a :class:`~squadnb.distributed.Fleet`'s). Imports pandas on first
+        use.
 
         :param values: also spread each value that is a dataclass instance or a mapping into columns
             of its own, after these (a :class:`~squadnb.ops.CommandRun` gives ``exit_code``,
@@ -196,6 +198,9 @@ class PartialResult:
         if values:
             for name, column in _spread([r.value for r in rows]).items():
                 frame["value_" + name if name in COLUMNS else name] = column
+        if any(hasattr(r.instance, "host") for r in rows):  # a Fleet's instances: name their host too
+            frame.insert(1, "host", pd.Series([getattr(r.instance, "host", None) for r in rows],
+                                              dtype="str"))
         return frame
 
     def __repr__(self) -> str:
