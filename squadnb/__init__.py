@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "TransactionError": "squadnb.errors",
     "UnknownBatch": "squadnb.errors",
     "UnknownInstance": "squadnb.errors",
+    "UnsafePath": "squadnb.errors",
     "ValidationError": "squadnb.errors",
     "VerificationError": "squadnb.errors",
     # sessions

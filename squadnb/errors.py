@@ -29,6 +29,7 @@ Hierarchy::
     │   ├── BranchCheckedOut        the branch is checked out in another worktree
     │   ├── InvalidState            the instance is not in a state that allows the call
     │   ├── UnknownInstance         no instance has that title
+    │   ├── UnsafePath              a recorded path is not a worktree squadnb made (.instance, .path)
     │   ├── ClaudeSquadRunning      a running claude-squad would undo a change to its state
     │   └── StateFileError          state.json / pending.json / config.json cannot be read
     │       └── StateWriteError     ... or written (full disk, unwritable home)
@@ -72,6 +73,7 @@ __all__ = [
     "TransactionError",
     "UnknownBatch",
     "UnknownInstance",
+    "UnsafePath",
     "ValidationError",
     "VerificationError",
 ]
@@ -268,6 +270,17 @@ class UnknownInstance(SessionError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class UnsafePath(SessionError):
+    """A path recorded for an instance is not one squadnb may delete or commit in: relative, outside
+    the home's ``worktrees/``, or not a worktree of the instance's repository that ``git worktree
+    list`` lists. Raised before anything is touched; ``.instance`` is the title, ``.path`` the path."""
+
+    def __init__(self, message: str, instance: str, path: str) -> None:
+        super().__init__(message)
+        self.instance = instance
+        self.path = path
 
 
 class ClaudeSquadRunning(SessionError):

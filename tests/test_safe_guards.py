@@ -127,7 +127,7 @@ def test_kill_discard_false_keeps_work_and_discard_true_throws_it_away(
     errors = [str(r.error) for r in result.results[:3]]
     assert "instance 'dirty' has uncommitted changes in its worktree;" in errors[0]
     assert "instance 'ahead' has 1 commit on branch 'test/ahead' not on its base commit" in errors[1]
-    assert "discard=True throws the work away" in errors[1]
+    assert "; kept (discard=True would throw the work away)" in errors[1]
     assert "instance 'paused' has 1 commit on branch 'test/paused'" in errors[2]
     assert branches(git_repo) == {"main", "test/dirty", "test/ahead", "test/paused"}
     assert Path(dirty.worktree_path, "notes.txt").exists()

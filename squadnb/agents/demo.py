@@ -3,8 +3,8 @@
 Input works as in the real agents it stands in for: the terminal is put in raw mode and bracketed
 paste is turned on (``ESC[?2004h``), so a paste (the bytes between ``ESC[200~`` and ``ESC[201~``) goes
 into the input whole, whatever its length or newlines; typed characters go in too (Backspace edits,
-Ctrl-C clears the input or, on an empty input, quits with status 130; Ctrl-D on an empty input quits),
-and Enter submits. The terminal is restored when the program ends.
+Ctrl-C clears the input, and twice in a row on an empty input quits with status 130; Ctrl-D on an
+empty input quits), and Enter submits. The terminal is restored when the program ends.
 
 For each submitted prompt it prints ``received prompt #<k>: <n> bytes, sha256 <hex>`` (see
 :mod:`squadnb._receipt`: squadnb checks it against what it pasted), then ``working on: <prompt>``,
@@ -27,6 +27,7 @@ nothing heavy: twenty of these start at once on a small machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import select
@@ -79,8 +80,10 @@ class Terminal:
         if self.saved is not None:
             import termios
 
-            _write("\x1b[?2004l")
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            # after a hang-up (tmux killed the session) the terminal is gone: nothing to restore
+            with contextlib.suppress(OSError, termios.error):
+                _write("\x1b[?2004l")
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
 def _write(text: str) -> None:
@@ -147,8 +150,11 @@ class Agent:
         """One submitted input (typed and pasted bytes), shown after ``prompt`` as it is edited; an
         exit status when the user quits (Ctrl-D or Ctrl-C on an empty input, end of input)."""
         line = bytearray()
+        quitting = False  # Ctrl-C on an empty input asks for a second one, as claude does
         _write(prompt)
         for kind, data in self.keys:
+            if data != b"\x03":
+                quitting = False
             if kind == "paste":
                 line += data
             elif data in (b"\r", b"\n"):
@@ -158,9 +164,12 @@ class Agent:
                 text = line.decode("utf-8", "replace")[:-1]
                 line = bytearray(text.encode())
             elif data == b"\x03":
-                if not line:
+                if not line and quitting:
                     _write("^C\n")
                     return 130
+                quitting = not line
+                if quitting:
+                    _write("\n(press Ctrl-C again to quit)\n")
                 line.clear()
             elif data == b"\x04":
                 if not line:
@@ -208,19 +217,23 @@ class Agent:
 
 
 def scripted_write(root: Path, command: str) -> str:
-    """Carry out ``!write PATH CONTENT`` inside ``root``; the line to show."""
+    """Carry out ``!write PATH CONTENT`` inside ``root``; the line to show (a refusal, or the write's
+    error, says why nothing was written: the agent itself never stops over a bad path)."""
     parts = command.split(maxsplit=2)
     if len(parts) < 2:
         return "demo: refused: usage: !write PATH CONTENT"
     path, content = parts[1], parts[2] if len(parts) > 2 else ""
-    base = root.resolve()
-    target = (base / path).resolve()
-    if target == base or base not in target.parents:
-        return f"demo: refused: {path!r} is outside the worktree"
-    if target.relative_to(base).parts[0] == ".git":
-        return f"demo: refused: {path!r} is inside .git"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(_unescape(content), encoding="utf-8")
+    try:
+        base = root.resolve()
+        target = (base / path).resolve()
+        if target == base or base not in target.parents:
+            return f"demo: refused: {path!r} is outside the worktree"
+        if target.relative_to(base).parts[0] == ".git":
+            return f"demo: refused: {path!r} is inside .git"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_unescape(content), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        return f"demo: refused: cannot write {path!r}: {exc}"
     return f"wrote {target.relative_to(base)}"
 
 

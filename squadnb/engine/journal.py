@@ -9,9 +9,10 @@ How it is written:
   the batch starts. Each outcome updates its row and is **committed before the worker that ran it
   starts its next operation**, so after a crash every row that does not say ``succeeded`` names an
   instance whose operation may not have finished.
-- Writes go through one thread per journal, which commits whatever is queued in one transaction
-  (group commit): a batch running 64 at a time pays one commit for many outcomes, and squadnb's loop
-  never waits on the disk. The worker awaits its own row's commit.
+- Outcomes finished in the same turn of squadnb's loop share one commit (group commit): a batch
+  running 64 at a time pays one commit for many outcomes. Writes run on the loop thread itself (a
+  commit with ``synchronous=NORMAL`` does not wait for the disk, and a hand-off to another thread
+  costs more than the write on a busy machine); the worker awaits its own row's commit.
 - WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed (SIGKILL, a dead
   kernel); a power cut may lose the last commits (SQLite's documented trade-off for WAL), in which case
   resume runs those instances again. Several processes may share one journal: each waits up to
@@ -24,11 +25,9 @@ How it is written:
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import os
 import pickle
-import queue
 import sqlite3
 import threading
 import uuid
@@ -143,105 +142,64 @@ class Journal:
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.timeout = non_negative_seconds(timeout, "timeout")
-        self._jobs: queue.SimpleQueue[tuple[_Job, concurrent.futures.Future[Any]] | None] = \
-            queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._closed = False
+        self._lock = threading.Lock()  # one writer at a time on the writing connection
+        self._queued: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
         try:
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            connection = self._connect()
-            try:
-                connection.executescript(_SCHEMA)
-            finally:
-                connection.close()
+            self._connection: sqlite3.Connection | None = self._connect()
+            self._connection.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the journal {str(self.path)!r}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
                                      check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error:
+            connection.close()
+            raise
         return connection
 
-    # -- the writer thread ------------------------------------------------------------------------
+    def _write(self, job: _Job) -> Any:
+        """Run ``job`` in one committed transaction on the writing connection.
 
-    def _submit(self, job: _Job) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        :raises JournalError: the journal is closed or SQLite failed (``UnknownBatch`` as raised).
+        """
         with self._lock:
-            if self._closed:
+            connection = self._connection
+            if connection is None:
                 raise JournalError(f"the journal {str(self.path)!r} is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._write, name="squadnb-journal",
-                                                daemon=True)
-                self._thread.start()
-            self._jobs.put((job, future))
-        return future
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                outcome = job(connection)
+                connection.execute("COMMIT")
+            except BaseException as exc:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise JournalError(f"the journal {str(self.path)!r} failed: {exc}") from exc
+                raise
+        return outcome
 
-    def _write(self) -> None:
-        connection = self._connect()
+    def _read(self, job: _Job) -> Any:
+        """Run ``job`` on a connection of its own: in WAL mode a reader never waits for a writer,
+        in this process or another.
+
+        :raises JournalError: the journal is closed or SQLite failed (``UnknownBatch`` as raised).
+        """
+        if self._connection is None:
+            raise JournalError(f"the journal {str(self.path)!r} is closed")
         try:
-            while True:
-                jobs = [self._jobs.get()]
-                while True:
-                    try:
-                        jobs.append(self._jobs.get_nowait())
-                    except queue.Empty:
-                        break
-                self._commit(connection, [job for job in jobs if job is not None])
-                if None in jobs:
-                    return
-        finally:
-            connection.close()
-
-    def _commit(self, connection: sqlite3.Connection,
-                jobs: list[tuple[_Job, concurrent.futures.Future[Any]]]) -> None:
-        """Run the queued jobs in one transaction; if one fails, run each in its own, so one bad job
-        fails only its own caller."""
-        if not jobs:
-            return
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            outcomes = [job(connection) for job, _ in jobs]
-            connection.execute("COMMIT")
-        except Exception:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            if len(jobs) == 1:
-                self._commit_one(connection, *jobs[0])
-            else:
-                for job, future in jobs:
-                    self._commit_one(connection, job, future)
-            return
-        for (_, future), outcome in zip(jobs, outcomes):
-            future.set_result(outcome)
-
-    def _commit_one(self, connection: sqlite3.Connection, job: _Job,
-                    future: concurrent.futures.Future[Any]) -> None:
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            outcome = job(connection)
-            connection.execute("COMMIT")
-        except Exception as exc:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            if isinstance(exc, (UnknownBatch, JournalError)):
-                future.set_exception(exc)
-            else:
-                error = JournalError(f"the journal {str(self.path)!r} failed: {exc}")
-                error.__cause__ = exc
-                future.set_exception(error)
-        else:
-            future.set_result(outcome)
-
-    def _call(self, job: _Job) -> Any:
-        """Run ``job`` on the writer thread and block for its outcome."""
-        return self._submit(job).result()
-
-    async def _acall(self, job: _Job) -> Any:
-        return await asyncio.wrap_future(self._submit(job))
+            connection = sqlite3.connect(self.path, timeout=self.timeout)
+            try:
+                return job(connection)
+            finally:
+                connection.close()
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot read the journal {str(self.path)!r}: {exc}") from exc
 
     # -- what the executor writes, on squadnb's loop -------------------------------------------------
 
@@ -262,13 +220,33 @@ class Journal:
             connection.executemany("INSERT INTO outcomes (batch_id, position, instance, operation, "
                                    "status) VALUES (?, ?, ?, ?, 'pending')", rows)
 
-        await self._acall(begin)
+        self._write(begin)
         return batch_id
 
     async def arecord(self, batch_id: str, position: int, result: OperationResult) -> None:
-        """Record one instance's outcome; returns once it is committed."""
-        row = (*_outcome_row(result), batch_id, position)
-        await self._acall(lambda connection: connection.execute(_RECORD, row))
+        """Record one instance's outcome; returns once it is committed.
+
+        The outcomes of one loop iteration share a commit (group commit): the first one queued
+        schedules the flush, the others join it.
+        """
+        future = asyncio.get_running_loop().create_future()
+        self._queued.append(((*_outcome_row(result), batch_id, position), future))
+        if len(self._queued) == 1:
+            future.get_loop().call_soon(self._flush)
+        await future
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        try:
+            self._write(lambda connection: connection.executemany(_RECORD, [r for r, _ in queued]))
+        except JournalError as exc:
+            for _, future in queued:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for _, future in queued:
+            if not future.done():
+                future.set_result(None)
 
     async def afinish(self, batch_id: str, finished: datetime,
                       outcomes: Iterable[tuple[int, OperationResult]] = ()) -> None:
@@ -280,12 +258,12 @@ class Journal:
             connection.execute("UPDATE batches SET finished=? WHERE batch_id=?",
                                (_iso(finished), batch_id))
 
-        await self._acall(finish)
+        self._write(finish)
 
     async def arolled_back(self, batch_id: str, positions: Iterable[int]) -> None:
         """Mark the outcomes at ``positions`` ``rolled back`` (a transaction undid them)."""
         rows = [(batch_id, position) for position in positions]
-        await self._acall(lambda connection: connection.executemany(
+        self._write(lambda connection: connection.executemany(
             "UPDATE outcomes SET status='rolled back' WHERE batch_id=? AND position=?", rows))
 
     def unfinished(self, batch_id: str) -> tuple[list[str], Any]:
@@ -306,7 +284,7 @@ class Journal:
                 "ORDER BY position", (batch_id,))]
             return labels, found[0]
 
-        labels, pickled = self._call(read)
+        labels, pickled = self._read(read)
         if pickled is None:
             return labels, None
         try:
@@ -328,7 +306,7 @@ class Journal:
         counts = ", ".join(
             f"SUM(o.status IN ({', '.join(repr(s) for s in statuses)})) AS {column}"
             for column, statuses in _COUNTED.items())
-        rows = self._call(lambda connection: connection.execute(
+        rows = self._read(lambda connection: connection.execute(
             f"SELECT b.batch_id, b.operation, b.started, b.finished, b.total, {counts}, "
             "b.resumed_from, b.parameters FROM batches b LEFT JOIN outcomes o USING (batch_id) "
             "GROUP BY b.batch_id ORDER BY b.started, b.rowid").fetchall())
@@ -339,7 +317,8 @@ class Journal:
                        "cancelled", "pending", "skipped", "rolled_back", "resumed_from",
                        "parameters"]]
         for column in ("started", "finished"):
-            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601").astype(
+                "datetime64[ns, UTC]")
         for column in ("total", *_COUNTED):
             frame[column] = frame[column].fillna(0).astype("int64")
         frame["resumed_from"] = frame["resumed_from"].astype(object).where(
@@ -369,7 +348,7 @@ class Journal:
             return connection.execute(query + " WHERE o.batch_id=? ORDER BY o.position",
                                       (batch_id,)).fetchall()
 
-        rows = self._call(read)
+        rows = self._read(read)
         column = list(zip(*rows)) if rows else [()] * 12
         return pd.DataFrame({
             "batch_id": pd.Series(column[0], dtype="str"),
@@ -391,16 +370,12 @@ class Journal:
         }, columns=["batch_id", *COLUMNS])
 
     def close(self) -> None:
-        """Finish the queued writes and close the database (idempotent)."""
+        """Close the database (idempotent); a batch still writing to it then fails with
+        ``JournalError``."""
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            thread = self._thread
-            if thread is not None:
-                self._jobs.put(None)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
     def __enter__(self) -> Journal:
         return self

@@ -16,6 +16,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from squadnb._html import BAD, GOOD, row_style, status_table
 from squadnb.engine.executor import BatchExecutor
 from squadnb.errors import TransactionError, UnknownInstance
 from squadnb.ops import (
@@ -41,6 +42,7 @@ _BUILTINS: dict[str, Callable[["BatchForm"], Any]] = {
     "Prompt": lambda form: BatchPromptOperation(form._prompt_text()),
 }
 _DESTRUCTIVE = {"Kill"}
+_PLAN_STYLES = {"would run": row_style(GOOD), "refused": row_style(BAD)}
 
 
 def _status_options() -> list[tuple[str, str]]:
@@ -66,9 +68,12 @@ class BatchForm:
     changes, unmerged commits; each is an ``invalid`` row saying why) unless the ``discard`` checkbox,
     shown with Kill, is ticked. Pinned instances are never killed.
 
+    Preview shows :meth:`BatchExecutor.plan` of the selection and the operation (which instances
+    would run, and why the others would not) in ``output``; nothing changes.
+
     Every widget is an attribute (``instances``, ``status_filter``, ``operation``, ``prompt``,
     ``discard``, ``retries``, ``retry_delay``, ``only_status``, ``concurrency``, ``timeout``, ``transaction``,
-    ``run_button``, ``cancel_button``, ``confirm_button``, ``back_button``, ``retry_button``,
+    ``preview_button``, ``run_button``, ``cancel_button``, ``confirm_button``, ``back_button``, ``retry_button``,
     ``progress``, ``message``, ``output``), so a test or a notebook can set ``.value`` and call
     ``.click()``. :meth:`wait` blocks until the running batch is finished; ``last_result`` holds its
     :class:`~squadnb.PartialResult` (``last_error`` the :class:`~squadnb.TransactionError` of a
@@ -139,6 +144,8 @@ class BatchForm:
                                           tooltip="per operation; 0 means no limit")
         self.transaction = w.Checkbox(value=False, description="Transaction (roll back on failure)",
                                       indent=False)
+        self.preview_button = w.Button(description="Preview", icon="eye",
+                                       tooltip="what Run would do, without doing it")
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
         self.cancel_button = w.Button(description="Cancel", button_style="warning", icon="stop",
                                       disabled=True)
@@ -157,6 +164,7 @@ class BatchForm:
         self.operation.observe(self._on_operation, names="value")
         self.select_all_button.on_click(self._on_select_all)
         self.refresh_button.on_click(self._on_refresh)
+        self.preview_button.on_click(self._on_preview)
         self.run_button.on_click(self._on_run)
         self.cancel_button.on_click(self._on_cancel)
         self.confirm_button.on_click(self._on_confirm)
@@ -174,7 +182,7 @@ class BatchForm:
             self.only_status,
             w.HBox([self.concurrency, self.timeout]),
             self.transaction,
-            w.HBox([self.run_button, self.cancel_button, self.progress]),
+            w.HBox([self.preview_button, self.run_button, self.cancel_button, self.progress]),
             self.confirm_box,
             self.message,
             self.output,
@@ -236,15 +244,38 @@ class BatchForm:
         removed since the list was built (killed elsewhere)."""
         return [self.squad[title] for title in self.instances.value]
 
-    def _on_run(self, _button: Any) -> None:
+    def _chosen(self) -> tuple[list[Any], Any] | None:
+        """The selected instances and the operation; None (the problem shown) on bad input."""
         try:
             targets = self.selected_instances()
             if not targets:
                 raise ValueError("select at least one instance")
-            op = self.build_operation()
+            return targets, self.build_operation()
         except (ValueError, UnknownInstance) as exc:
             self._say(f"Nothing ran: {exc}", error=True)
+            return None
+
+    def _on_preview(self, _button: Any) -> None:
+        chosen = self._chosen()
+        if chosen is None:
             return
+        plan = self.executor.plan(*chosen)
+        would = int(plan["would_run"].sum())
+        caption = (f"Preview: {chosen[1].name} would run on {would} of {len(plan)} "
+                   f"instance{'s' if len(plan) != 1 else ''}; nothing was changed.")
+        shown = plan.drop(columns=["would_run"]).astype(str)
+        shown.insert(2, "status", ["would run" if w else "refused" for w in plan["would_run"]])
+        self.output.outputs = ({"output_type": "display_data", "metadata": {},
+                                "data": {"text/plain": f"{caption}\n{shown.to_string(index=False)}",
+                                         "text/html": status_table(caption, shown, _PLAN_STYLES,
+                                                                   "squadnb-plan")}},)
+        self._say(html.escape(caption))
+
+    def _on_run(self, _button: Any) -> None:
+        chosen = self._chosen()
+        if chosen is None:
+            return
+        targets, op = chosen
         if self.operation.value in self._destructive:
             self._ask_confirmation(targets, op)
         else:

@@ -1,7 +1,9 @@
 """Reporting on batch runs: a timeline plot, a per-operation summary, CSV and HTML exports.
 
 Every function takes one :class:`~squadnb.PartialResult` or a list of them (the steps of an
-:class:`~squadnb.OperationChain`) and builds on ``PartialResult.to_dataframe()``.
+:class:`~squadnb.OperationChain`) and builds on ``PartialResult.to_dataframe()``; or a DataFrame of
+those columns, such as :meth:`Journal.results() <squadnb.Journal.results>` (across runs and
+processes: each batch is a step, and instances a dead process never ran are ``pending``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ STATUS_COLOURS: dict[str, str] = {
     "timed out": "tab:purple",
     "cancelled": "tab:brown",
     "rolled back": "tab:blue",
+    "pending": "lightgray",
 }
 _STATUSES = list(STATUS_COLOURS)
 
@@ -38,12 +41,20 @@ def _steps(result_or_list: Any) -> list[Any]:
 
 
 def frame(result_or_list: Any) -> pd.DataFrame:
-    """All rows of ``to_dataframe()`` of each step, with a ``step`` column (0 for a single result),
-    an ``end_time`` column and ``seconds`` (``elapsed`` as float seconds)."""
-    parts = [step.to_dataframe().assign(step=i) for i, step in enumerate(_steps(result_or_list))]
-    if not parts:
-        raise ValueError("nothing to report: the list of results is empty")
-    df = pd.concat(parts, ignore_index=True)
+    """All rows of ``to_dataframe()`` of each step, with a ``step`` column (0 for a single result;
+    for a journal's results, the batch's position in order of appearance), an ``end_time`` column
+    and ``seconds`` (``elapsed`` as float seconds)."""
+    if isinstance(result_or_list, pd.DataFrame):
+        if result_or_list.empty:
+            raise ValueError("nothing to report: the table of results is empty")
+        batches = result_or_list.get("batch_id")
+        df = result_or_list.assign(step=0 if batches is None else pd.factorize(batches)[0])
+        df = df.reset_index(drop=True)
+    else:
+        parts = [step.to_dataframe().assign(step=i) for i, step in enumerate(_steps(result_or_list))]
+        if not parts:
+            raise ValueError("nothing to report: the list of results is empty")
+        df = pd.concat(parts, ignore_index=True)
     df["end_time"] = df["start_time"] + df["elapsed"]
     df["seconds"] = df["elapsed"].dt.total_seconds()
     return df[["step", *[c for c in df.columns if c != "step"]]]
@@ -73,7 +84,8 @@ def summarize(result_or_list: Any) -> pd.DataFrame:
 def timeline(result_or_list: Any, ax: Any = None) -> Any:
     """Draw one horizontal bar per instance (and step) from its start to its end, coloured by
     status; time in seconds from the first start. The steps of a chain share the instance's row and
-    are labelled with their operation. Instances that never started get a row and no bar.
+    are labelled with their operation. Instances that never started get a row and no bar. Titles and
+    operation names are drawn as written (a ``$`` never starts mathtext).
 
     Returns the matplotlib ``Axes`` (a new figure's when ``ax`` is None). Needs matplotlib (the
     ``plot`` extra): ``ImportError`` with the install command otherwise.
@@ -94,14 +106,17 @@ def timeline(result_or_list: Any, ax: Any = None) -> Any:
                    left=left, color=[STATUS_COLOURS.get(s, "black") for s in ran["status"]],
                    edgecolor="white", height=0.6)
     if df["step"].nunique() > 1:
-        ax.bar_label(bars, labels=list(ran["operation"]), label_type="center", fontsize=8)
-    ax.set_yticks(range(len(rows)), labels=rows)
+        ax.bar_label(bars, labels=list(ran["operation"]), label_type="center", fontsize=8,
+                     parse_math=False)
+    # titles and operation names are shown as written: a '$' would start matplotlib mathtext, and a
+    # bad formula fails the whole figure when it is drawn
+    ax.set_yticks(range(len(rows)), labels=rows, parse_math=False)
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first start")
-    ax.set_title(" → ".join(dict.fromkeys(df["operation"])))
+    ax.set_title(" → ".join(dict.fromkeys(df["operation"])), parse_math=False)
     present = [s for s in _STATUSES if s in set(df["status"])]
     ax.legend(handles=[Patch(color=STATUS_COLOURS[s], label=s) for s in present],
-              loc="lower right", fontsize=8)
+              loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)  # beside: hides no bar
     return ax
 
 

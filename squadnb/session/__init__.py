@@ -5,10 +5,10 @@
 """
 
 from squadnb.session.git import DiffStats
-from squadnb.session.instance import Instance, Status
+from squadnb.session.instance import Instance, PauseReport, Status
 from squadnb.session.squad import Squad
 
-__all__ = ["DiffStats", "Instance", "Squad", "Status"]
+__all__ = ["DiffStats", "Instance", "PauseReport", "Squad", "Status"]
 
 for _name in __all__:
     globals()[_name].__module__ = "squadnb.session"

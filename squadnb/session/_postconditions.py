@@ -3,15 +3,13 @@ instance's own idea of its state): the ``verify`` of the built-in operations.
 
 Each check raises :class:`~squadnb.errors.VerificationError` whose message names the instance and
 what did not hold, e.g. ``instance 'a': after Pause, its worktree /… is still there``; it returns
-None when the post-condition holds. Reads only: ``has-session``/``display-message`` and
-``worktree list``/``rev-parse``/``merge-base --is-ancestor``.
+None when the post-condition holds. Reads only: ``has-session``/``display-message``/``capture-pane``
+and ``worktree list``/``rev-parse``/``merge-base --is-ancestor``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from typing import TYPE_CHECKING
 
 from squadnb.errors import VerificationError
@@ -20,10 +18,7 @@ if TYPE_CHECKING:
     from squadnb.session.instance import Instance
 
 __all__ = ["agent_runs_in_worktree", "branch_holds", "no_branch", "no_session", "no_worktree",
-           "pane_changed", "pane_text", "remote_has", "worktree_on_branch"]
-
-#: how often pane_changed looks at the pane
-POLL = 0.05
+           "remote_has", "worktree_on_branch"]
 
 
 def _failed(instance: Instance, action: str, what: str) -> VerificationError:
@@ -37,7 +32,10 @@ def _inside(path: str, directory: str) -> bool:
 
 async def _listed(instance: Instance) -> str | None:
     """The branch git lists for the instance's worktree path ("" when detached); None when git does
-    not list that path as a worktree."""
+    not list that path as a worktree (or the instance names no repository: ``git -C ''`` would
+    list the worktrees of the process's current directory)."""
+    if not instance.repo_path:
+        return None
     for tree in await instance.squad.git.worktrees(instance.repo_path):
         if os.path.realpath(tree.path) == os.path.realpath(instance.worktree_path):
             return tree.branch or ""
@@ -49,9 +47,10 @@ async def agent_runs_in_worktree(instance: Instance, action: str) -> None:
     tmux, name = instance.squad.tmux, instance.session_name
     # The path first: a pane whose program exits has no path, and is dead when its state is read.
     cwd = await tmux.pane_path(name)
-    state = await tmux.pane_state(name)
-    if state is None:
+    snap = await tmux.snapshot(name)  # not pane_state: a snapshot waits out tmux's late reaping
+    if snap is None:
         raise _failed(instance, action, f"its tmux session {name!r} does not exist")
+    state = snap[0]
     if state.dead:
         raise _failed(instance, action, f"its agent is not running (exit status "
                                         f"{state.exit_status})")
@@ -112,26 +111,3 @@ async def remote_has(instance: Instance, action: str, remote: str, sha: str | No
     if sha is not None and found != sha:
         raise _failed(instance, action, f"branch {instance.branch!r} on remote {remote!r} is at "
                                         f"{found[:12]}, not at the pushed {sha[:12]}")
-
-
-async def pane_text(instance: Instance) -> str:
-    """The pane's visible text now, as :func:`pane_changed` compares it ("" when the session is
-    gone)."""
-    snap = await instance.squad.tmux.snapshot(instance.session_name)
-    return snap[1] if snap else ""
-
-
-async def pane_changed(instance: Instance, action: str, before: str, wait: float) -> None:
-    """The pane's text differs from ``before`` within ``wait`` seconds (the agent shows the prompt
-    or works on it); its program must still run."""
-    deadline = time.monotonic() + wait
-    while True:
-        snap = await instance.squad.tmux.snapshot(instance.session_name)
-        if snap is None or snap[0].dead:
-            raise _failed(instance, action, "its agent is not running")
-        if snap[1] != before:
-            return
-        if time.monotonic() >= deadline:
-            raise _failed(instance, action, f"its pane did not change within {wait:g}s: the agent "
-                                            "shows no sign of the prompt")
-        await asyncio.sleep(POLL)

@@ -1,8 +1,10 @@
 """Async wrapper over the git CLI: worktrees, branches, commits and diff stats.
 
-Owns every git command line squadnb runs. Commands that write refs or ``.git/worktrees`` (worktree
-add/remove/prune, branch create/delete, commit) hold a per-repository :class:`asyncio.Lock`: concurrent
-``git worktree add`` calls race inside git itself. The lock is held only for what must be serial: a
+Owns every git command line squadnb runs. Every ``git worktree`` command (``list`` included) and every
+command that writes refs or the index of a commit (branch create/delete, add + commit) holds the
+repository lock: an :class:`asyncio.Lock` per process in front of an ``fcntl`` lock on
+``<git common dir>/squadnb.flock`` shared by every squadnb process (concurrent ``git worktree add``
+calls race inside git itself, and ``worktree list`` fails while another process adds one). The lock is held only for what must be serial: a
 worktree is added with ``--no-checkout`` under the lock and its files are checked out afterwards,
 outside it, in parallel with other starts. Reads (status, diff) never take the lock and never write
 the index (``--no-optional-locks``; diff stats use a temporary index file), so they cannot race a
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -23,9 +26,14 @@ from pathlib import Path
 from typing import AsyncIterator, Mapping
 
 from squadnb.errors import GitError, NotAGitRepo
+from squadnb.session import _proc
 from squadnb.session._run import Completed, Runner, run_command
 
-__all__ = ["DiffStats", "FileChange", "Git", "Worktree", "branch_name"]
+__all__ = ["DiffStats", "FileChange", "Git", "Worktree", "branch_name", "same_path"]
+
+#: the file in the repository's common git directory whose ``fcntl`` lock serialises squadnb's git
+#: writes across processes
+LOCK_NAME = "squadnb.flock"
 
 NO_COMMIT = ("this appears to be a brand new repository: please create an initial commit before "
              "creating an instance")
@@ -104,10 +112,45 @@ class Git:
     def __init__(self, runner: Runner = run_command) -> None:
         self.runner = runner
         self._locks: dict[str, asyncio.Lock] = {}
+        self._common: dict[str, str] = {}
 
-    def lock(self, repo: str) -> asyncio.Lock:
-        """The write lock of repository ``repo`` (its top-level path)."""
-        return self._locks.setdefault(os.path.realpath(repo), asyncio.Lock())
+    async def common_dir(self, repo: str) -> str:
+        """The repository's common git directory (``.git`` of the main checkout), absolute."""
+        key = os.path.realpath(repo)
+        if key not in self._common:
+            done = await self._check(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")
+            common = done.stdout.strip()
+            if not os.path.isabs(common):
+                raise GitError(f"git rev-parse --git-common-dir gave {common!r} for {repo}, not an "
+                               "absolute path", done.argv, done.returncode, done.stderr)
+            self._common[key] = common
+        return self._common[key]
+
+    @contextlib.asynccontextmanager
+    async def lock(self, repo: str) -> AsyncIterator[None]:
+        """Hold repository ``repo``'s write lock: first this process's :class:`asyncio.Lock` (so the
+        coroutines of one process queue without touching the file), then an exclusive ``fcntl`` lock
+        on ``<git common dir>/squadnb.flock`` shared with every other squadnb process. The file lock
+        is polled without blocking (``LOCK_NB``), so the loop thread never waits in a system call
+        and a cancel while waiting leaves nothing held."""
+        common = await self.common_dir(repo)
+        async with self._locks.setdefault(common, asyncio.Lock()):
+            handle = await asyncio.to_thread(open, os.path.join(common, LOCK_NAME), "a")
+            try:
+                pause = 0.002
+                while True:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        await asyncio.sleep(pause)
+                        pause = min(pause * 2, 0.05)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            finally:
+                handle.close()
 
     async def _call(self, cwd: str, *args: str, env: Mapping[str, str] | None = None) -> Completed:
         argv = ["git", "-C", cwd, *args]
@@ -150,7 +193,12 @@ class Git:
         return (await self._check(repo, "merge-base", a, b)).stdout.strip()
 
     async def worktrees(self, repo: str) -> list[Worktree]:
-        """Every worktree of the repository, the main checkout first."""
+        """Every worktree of the repository, the main checkout first (under the repository lock:
+        ``worktree list`` fails while another process adds or removes one)."""
+        async with self.lock(repo):
+            return await self._worktrees(repo)
+
+    async def _worktrees(self, repo: str) -> list[Worktree]:
         out = (await self._check(repo, "worktree", "list", "--porcelain")).stdout
         found: list[Worktree] = []
         for block in out.strip().split("\n\n"):
@@ -162,10 +210,15 @@ class Git:
                                       fields.get("HEAD")))
         return found
 
-    async def checked_out_at(self, repo: str, branch: str) -> str | None:
-        """The path of the worktree (the main checkout included) that has ``branch`` checked out."""
+    async def listed(self, repo: str, path: str) -> Worktree | None:
+        """The entry of ``git worktree list`` at ``path`` (compared as real paths), or None."""
+        return next((tree for tree in await self.worktrees(repo) if same_path(tree.path, path)), None)
+
+    async def checked_out_at(self, repo: str, branch: str, *, besides: str = "") -> str | None:
+        """The path of the worktree (the main checkout included) that has ``branch`` checked out,
+        other than ``besides`` (an instance's own worktree is never "elsewhere")."""
         for tree in await self.worktrees(repo):
-            if tree.branch == branch:
+            if tree.branch == branch and not (besides and same_path(tree.path, besides)):
                 return tree.path
         return None
 
@@ -191,19 +244,89 @@ class Git:
         if created_branch is not None:
             await self.delete_branch(repo, created_branch)
 
-    async def remove_worktree(self, repo: str, path: str) -> None:
-        """``worktree remove -f`` (when the directory still exists) and ``worktree prune``; a stray
-        directory that git no longer knows is deleted too."""
+    async def remove_worktree(self, repo: str, path: str) -> bool:
+        """``worktree remove -f -f`` of ``path`` when git lists it as a worktree, then ``worktree
+        prune``. Never deletes a directory git does not list: returns True when such a directory is
+        left at ``path`` (the caller decides what it is), False when nothing is left."""
         async with self.lock(repo):
-            if os.path.exists(path):
+            if any(same_path(tree.path, path) for tree in await self._worktrees(repo)):
                 done = await self._call(repo, "worktree", "remove", "-f", "-f", path)
-                if not done.ok and os.path.exists(path):
-                    known = {os.path.realpath(t.path) for t in await self.worktrees(repo)}
-                    if os.path.realpath(path) in known:
-                        raise GitError(f"git worktree remove failed: {done.stderr.strip()}",
-                                       done.argv, done.returncode, done.stderr)
-                    await asyncio.to_thread(shutil.rmtree, path, True)
+                if not done.ok and os.path.lexists(path):
+                    raise GitError(f"git worktree remove failed: {done.stderr.strip()}",
+                                   done.argv, done.returncode, done.stderr)
             await self._check(repo, "worktree", "prune")
+        return os.path.lexists(path)
+
+    async def repair_dot_git(self, repo: str, path: str) -> bool:
+        """Write back the ``.git`` file of a worktree whose removal stopped half-way: git deletes the
+        working files (``.git`` among them) before its ``worktrees/<id>`` entry, so the entry that
+        points at ``<path>/.git`` still names it. True when repaired, False when no entry names it."""
+        admin = os.path.join(await self.common_dir(repo), "worktrees")
+        wanted = os.path.join(os.path.realpath(path), ".git")
+        for entry in await asyncio.to_thread(_listdir, admin):
+            gitdir = os.path.join(admin, entry, "gitdir")
+            try:
+                pointed = (await asyncio.to_thread(Path(gitdir).read_text)).strip()
+            except OSError:
+                continue
+            if os.path.realpath(pointed) == wanted:
+                await asyncio.to_thread(Path(wanted).write_text, f"gitdir: {os.path.join(admin, entry)}\n")
+                return True
+        return False
+
+    async def worktree_admin_dir(self, path: str) -> str | None:
+        """The ``.git/worktrees/<id>`` directory of the worktree at ``path`` (None if not one)."""
+        done = await self._call(path, "rev-parse", "--path-format=absolute", "--git-dir")
+        return done.stdout.strip() if done.ok else None
+
+    async def lock_files(self, repo: str, worktree: str = "", branch: str = "") -> list[str]:
+        """The git lock files that exist now and that a killed git of this repository could have
+        left: the common ``index.lock``, ``packed-refs.lock``, ``HEAD.lock`` and ``config.lock``,
+        ``refs/heads/<branch>.lock``, and the ``index.lock``/``HEAD.lock`` of the worktree at
+        ``worktree`` (found by the ``worktrees/<id>/gitdir`` that points at it)."""
+        common = await self.common_dir(repo)
+        names = ["index.lock", "packed-refs.lock", "HEAD.lock", "config.lock"]
+        if branch:
+            names.append(f"refs/heads/{branch}.lock")
+        if worktree:
+            admin = os.path.join(common, "worktrees")
+            wanted = os.path.join(os.path.realpath(worktree), ".git")
+            for entry in await asyncio.to_thread(_listdir, admin):
+                try:
+                    pointed = Path(admin, entry, "gitdir").read_text().strip()
+                except OSError:
+                    continue
+                if os.path.realpath(pointed) == wanted:
+                    names += [f"worktrees/{entry}/index.lock", f"worktrees/{entry}/HEAD.lock"]
+        return [path for path in (os.path.join(common, name) for name in names)
+                if os.path.lexists(path)]
+
+    async def remove_stale_locks(self, repo: str, worktree: str = "", branch: str = ""
+                                 ) -> tuple[list[str], list[str]]:
+        """Remove the :meth:`lock_files` no live process can hold (:func:`_proc.holders`: none has
+        it open, no ``git`` works in the repository, the worktree or the git directory), under the
+        repository lock so no squadnb process starts a git meanwhile. Returns (removed, kept: still
+        held, or unprovable without ``/proc``)."""
+        removed: list[str] = []
+        kept: list[str] = []
+        async with self.lock(repo):
+            common = await self.common_dir(repo)
+            for path in await self.lock_files(repo, worktree, branch):
+                held = (not _proc.can_prove()
+                        or await asyncio.to_thread(_proc.holders, path, [repo, worktree, common]))
+                if held:
+                    kept.append(path)
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    await asyncio.to_thread(os.unlink, path)
+                removed.append(path)
+        return removed, kept
+
+    async def branches(self, repo: str, prefix: str) -> list[str]:
+        """The local branches whose names start with ``prefix`` (a directory such as ``alice/``)."""
+        pattern = f"refs/heads/{prefix.rstrip('/')}/" if prefix.rstrip("/") else "refs/heads/"
+        done = await self._check(repo, "for-each-ref", "--format=%(refname:short)", pattern)
+        return done.stdout.split()
 
     async def delete_branch(self, repo: str, branch: str) -> None:
         """``branch -D``; a branch that is already gone is not an error."""
@@ -216,11 +339,28 @@ class Git:
         done = await self._check(worktree, "--no-optional-locks", "status", "--porcelain")
         return bool(done.stdout.strip())
 
-    async def commit_all(self, repo: str, worktree: str, message: str) -> None:
-        """``add -A`` then ``commit --no-verify`` in the worktree; the commit (a ref write) holds the
-        repository lock."""
-        await self._check(worktree, "add", "-A")
+    async def missing_files(self, worktree: str) -> list[str]:
+        """Files the index has that are gone from disk (deleted without ``git rm``): what a
+        half-removed worktree looks like."""
+        done = await self._check(worktree, "--no-optional-locks", "ls-files", "-z", "--deleted")
+        return sorted({name for name in done.stdout.split("\0") if name})
+
+    async def ignored_files(self, worktree: str) -> list[str]:
+        """The worktree's ignored files (``.env``, build output), relative paths, sorted."""
+        done = await self._check(worktree, "--no-optional-locks", "ls-files", "-z", "--others",
+                                 "--ignored", "--exclude-standard")
+        return sorted(name for name in done.stdout.split("\0") if name)
+
+    async def commit_all(self, repo: str, worktree: str, message: str, *,
+                         keep_removed: bool = False) -> None:
+        """``add -A`` (``add --ignore-removal .`` with ``keep_removed``: files missing from disk are
+        not staged as deletions) then ``commit --no-verify``; both hold the repository lock (the
+        commit writes a ref, and a killed ``add`` must not race a new one for ``index.lock``)."""
         async with self.lock(repo):
+            await self._check(worktree, *(["add", "--ignore-removal", "."] if keep_removed
+                                          else ["add", "-A"]))
+            if (await self._call(worktree, "diff", "--cached", "--quiet")).ok:
+                return  # nothing staged: only deletions were kept out
             await self._check(worktree, "commit", "--no-verify", "--quiet", "-m", message)
 
     async def branch_tip(self, repo: str, branch: str) -> str | None:
@@ -317,3 +457,14 @@ class Git:
         ref = f"refs/heads/{branch}"
         async with self.lock(repo):
             await self._check(repo, "push", "--quiet", "--set-upstream", remote, f"{ref}:{ref}")
+
+def same_path(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` name the same place (symlinks resolved)."""
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []

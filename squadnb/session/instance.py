@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Generator, Iterator, TypeVar
+from typing import TYPE_CHECKING, AsyncIterator, Generator, Iterator, TypeVar
 
 from squadnb._loop import on_loop, run_sync, twin_docs
 from squadnb._receipt import receipt_for
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle,
-                            ProgramExited, PromptNotDelivered, SessionError, TmuxError)
-from squadnb.session import _pane
+                            ProgramExited, PromptNotDelivered, SessionError, TmuxError,
+                            UnsafePath)
+from squadnb.session import _archive, _pane
 from squadnb.session._command import failure, run_in_worktree
 from squadnb.session._input import check_prompt
 from squadnb.session._programs import profile_for, with_continue
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 
     from squadnb.session.squad import Squad
 
-__all__ = ["Instance", "Status", "pause_commit_message"]
+__all__ = ["Instance", "PauseReport", "Status", "pause_commit_message"]
 
 T = TypeVar("T")
 
@@ -57,6 +59,49 @@ def _parse_time(text: str) -> datetime:
         return datetime.fromisoformat(text)
     except ValueError:
         return _now()
+
+
+@dataclasses.dataclass(frozen=True)
+class PauseReport:
+    """What a pause kept beyond its commit, and what it could not keep: the value of
+    ``pause()`` and of :class:`~squadnb.ops.BatchPauseOperation` (its text is the result table's
+    ``value`` cell), so nothing is dropped silently.
+
+    ``archive``: the tar holding the worktree's ignored files (None when there were none);
+    ``archived``: their paths; ``dropped``: ignored files not kept, over the 100 MB limit
+    (also listed in ``<archive>.dropped.txt``); ``not_deleted``: files missing from the worktree
+    but still in git's index, not committed as deletions (they stay on the branch);
+    ``set_aside``: where a directory git did not list at the worktree path was moved.
+    """
+
+    archive: str | None = None
+    archived: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    not_deleted: tuple[str, ...] = ()
+    set_aside: str | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.archived:
+            parts.append(f"kept {_count(self.archived, 'ignored file')} in {self.archive}")
+        if self.dropped:
+            parts.append(f"DROPPED {_count(self.dropped, 'ignored file')} over the "
+                         f"{_archive.LIMIT // 2**20} MB archive limit: {_some(self.dropped)}")
+        if self.not_deleted:
+            parts.append(f"{_count(self.not_deleted, 'file')} missing from the worktree not "
+                         f"committed as deletions (kept on the branch): {_some(self.not_deleted)}")
+        if self.set_aside:
+            parts.append(f"a directory git did not list was moved to {self.set_aside}")
+        return "; ".join(parts) or "paused"
+
+
+def _count(items: tuple[str, ...], word: str) -> str:
+    return f"{len(items)} {word}{'' if len(items) == 1 else 's'}"
+
+
+def _some(items: tuple[str, ...], shown: int = 5) -> str:
+    more = len(items) - shown
+    return ", ".join(items[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 @twin_docs
@@ -90,6 +135,10 @@ class Instance:
         self.is_existing_branch = data.worktree.is_existing_branch
         self.diff = DiffStats(data.diff_stats.added, data.diff_stats.removed, data.diff_stats.content)
         self.exit_status: int | None = None
+        #: what the last pause finished by recovery reported (returned by that pause() call)
+        self.last_report: PauseReport | None = None
+        #: set by a transition's body when, failing, it must stay recorded for the next call
+        self._unfinished = False
         #: uncommitted changes in the worktree, and commits on the branch not on its base commit, as
         #: of the last :meth:`refresh_work` (``squad.refresh()`` calls it)
         self.dirty = False
@@ -208,10 +257,8 @@ class Instance:
         session is alive, or whose worktree is gone; a program that exits raises
         :class:`ProgramExited` and the instance stays DEAD.
         """
-        async with self._lock:
-            with self._failing("restart"):
-                await self.squad._aguard_claude_squad()
-                self._require("restart")
+        async with self._transition("restart") as done:
+            if not done:
                 await self._restart_in_worktree()
 
     async def _setup_and_launch(self) -> None:
@@ -311,8 +358,9 @@ class Instance:
         """Start ``program`` in a new session and wait until it runs (:func:`_pane.launch_flow`); a
         program that exits meanwhile raises :class:`ProgramExited` and its session is killed."""
         tmux, name = self.squad.tmux, self.session_name
-        await tmux.new_session(name, cwd, program)
         try:
+            # inside the try: a cancel that lands while tmux creates the session still kills it
+            await tmux.new_session(name, cwd, program)
             ended = await self._watch(_pane.launch_flow(profile_for(program)))
             if ended is not None:
                 history = await tmux.capture(name, full_history=True) if ended.session_exists else ""
@@ -342,41 +390,202 @@ class Instance:
                 return done.value
 
     async def _undo_setup(self, repo: str, worktree: str, created_branch: str | None) -> None:
-        await self.squad.git.remove_worktree(repo, worktree)
-        await asyncio.to_thread(self.squad.remove_empty_parents, worktree)
+        self._inside_home(worktree)
+        await self._remove_worktree(repo, worktree)
         if created_branch is not None:
             await self.squad.git.delete_branch(repo, created_branch)
 
+    # ------------------------------------------------------------------ trust
+    def _inside_home(self, path: str) -> str:
+        """``path`` if squadnb may delete or commit there: absolute and, symlinks resolved, inside
+        the home's ``worktrees/``. Raises :class:`UnsafePath` naming the instance and the path."""
+        root = os.path.realpath(self.squad.worktrees_dir)
+        if not path or not os.path.isabs(path) or not os.path.realpath(path).startswith(root + os.sep):
+            raise UnsafePath(f"instance {self.title!r}: its worktree path {path!r} is not inside "
+                             f"{root}; squadnb deletes and commits only in worktrees it made there",
+                             self.title, path)
+        return path
+
+    async def _worktree_state(self) -> str:
+        """What is at this instance's worktree path: ``"live"`` (a worktree git lists, with its
+        ``.git`` file), ``"damaged"`` (the same, once its ``.git`` file, gone because a removal
+        stopped half-way, is written back), ``"stray"`` (a directory git does not know) or
+        ``"gone"``. Raises :class:`UnsafePath` for a path outside the home."""
+        path = self._inside_home(self.worktree_path)
+        if not os.path.lexists(path):
+            return "gone"
+        git = self.squad.git
+        if not os.path.isdir(path) or await git.listed(self.repo_path, path) is None:
+            return "stray"
+        if not os.path.isfile(os.path.join(path, ".git")):
+            return "damaged" if await git.repair_dot_git(self.repo_path, path) else "stray"
+        return "live"
+
+    async def _remove_worktree(self, repo: str, worktree: str) -> str | None:
+        """Remove the worktree (git's own ``worktree remove``: only what git lists), prune, and move a
+        directory git does not know aside to ``<home>/lost+found/`` instead of deleting it. Returns
+        where such a directory went, or None."""
+        stray = await self.squad.git.remove_worktree(repo, worktree)
+        moved = await asyncio.to_thread(self._set_aside, worktree) if stray else None
+        await asyncio.to_thread(self.squad.remove_empty_parents, worktree)
+        return moved
+
+    def _set_aside(self, path: str) -> str:
+        target = self.squad.home / "lost+found" / f"{self.session_name}_{_now():%Y%m%dT%H%M%S%f}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(path, target)
+        return str(target)
+
+    @property
+    def _archive(self) -> Path:
+        """Where pause keeps the worktree's ignored files (:mod:`._archive`)."""
+        return self.squad.home / "archives" / f"{self.session_name}.tar"
+
+    # ------------------------------------------------------------------ transitions
+    @contextlib.asynccontextmanager
+    async def _transition(self, action: str) -> AsyncIterator[bool]:
+        """One lifecycle call: under the instance lock and the error prefix, first finish what an
+        interrupted call left (:meth:`_recover`), then check ``action`` is allowed, record it in
+        ``transitions.json`` and run the body. The body gets True when recovery already did this
+        very action (then there is nothing left to do). The record is removed when the body
+        returns; when it raises, the record stays only if the body says so (``self._unfinished``)."""
+        async with self._lock:
+            with self._failing(action):
+                await self.squad._aguard_claude_squad()
+                finished = await self._recover()
+                if finished == "kill" and action != "kill":
+                    raise InvalidState("an interrupted kill of it was finished: it is gone")
+                if finished == action:
+                    yield True
+                    return
+                self._require(action)
+                self.squad._intents.begin(self.title, action)
+                self._unfinished = False
+                try:
+                    yield False
+                except BaseException:
+                    if not self._unfinished:
+                        await asyncio.shield(asyncio.to_thread(self.squad._intents.end, self.title))
+                    raise
+                self.squad._intents.end(self.title)
+
+    async def _recover(self) -> str | None:
+        """Finish the transition an earlier call recorded and did not complete (its process died),
+        after removing the git lock files its killed git children left (only those no live process
+        can hold). Returns the action finished, or None when there was none.
+
+        A pause is finished (its work committed, never its missing files as deletions), a resume
+        too (the worktree it re-added is kept, the agent started if it is not running), a kill is
+        finished. Raises :class:`InvalidState` while the process that began it is still alive."""
+        intent = self.squad._intents.get(self.title)
+        if intent is None or not self.started:
+            return None
+        if intent.running:
+            raise InvalidState(f"its {intent.action} is still running in process {intent.pid}")
+        if self.repo_path and os.path.isdir(self.repo_path):
+            worktree = self.worktree_path if os.path.isabs(self.worktree_path) else ""
+            await self.squad.git.remove_stale_locks(self.repo_path, worktree, self.branch)
+        self.last_report = None
+        if intent.action == "pause":
+            self.last_report = await self._pause_steps(recovering=True)
+        elif intent.action == "resume":
+            await self._resume_steps(recovering=True)
+        elif intent.action == "kill":
+            await self._kill_steps()
+        self.squad._intents.end(self.title)
+        return intent.action
+
+    async def _arecover(self) -> None:
+        """``squad.doctor(repair=True)``'s repair of this instance: finish an interrupted
+        transition, or remove what an interrupted start left."""
+        async with self._lock:
+            with self._failing("recover"):
+                await self.squad._aguard_claude_squad()
+                if self.started:
+                    await self._recover()
+                else:
+                    await self._clean_interrupted_start()
+
     # ------------------------------------------------------------------ pause / resume
-    def pause(self) -> None:
+    def pause(self) -> PauseReport | None:
         return run_sync(self.apause())
 
     @on_loop
-    async def apause(self) -> None:
-        """Save the pane's full history to ``<home>/logs/``, stop the agent (kill its session), commit
-        dirty work (untracked files included) as ``[claudesquad] update from '<title>' on <time>
-        (paused)``, remove and prune the worktree; the branch is kept.
+    async def apause(self) -> PauseReport | None:
+        """Save the pane's full history to ``<home>/logs/``, stop the agent (kill its session), keep
+        the worktree's ignored files in ``<home>/archives/<session>.tar`` (at most 100 MB, smallest
+        first; resume puts them back), commit dirty work (untracked files included) as
+        ``[claudesquad] update from '<title>' on <time> (paused)``, remove and prune the worktree;
+        the branch is kept. Returns a :class:`PauseReport` (what was archived, and what was dropped
+        or not committed and why).
+
+        Before committing, the worktree must be one git lists, with its ``.git`` file; files missing
+        from disk but still in the index (what a removal cut short leaves) are never committed as
+        deletions: they stay on the branch and the report names them. A pause that an earlier,
+        killed call left half-done is finished, and returns that report.
 
         If the commit or the removal fails, the worktree stays, the agent is started again (with its
         continue flag) and the error is raised: never a half-paused instance. Raises
-        :class:`InvalidState` when not started or already paused.
+        :class:`InvalidState` when not started or already paused, :class:`UnsafePath` when the
+        worktree path is not inside the home's ``worktrees/``.
         """
-        async with self._lock:
-            with self._failing("pause"):
-                await self.squad._aguard_claude_squad()
-                self._require("pause")
-                git, tmux = self.squad.git, self.squad.tmux
-                await self._save_history()
-                await tmux.kill_session(self.session_name)
-                try:
-                    if os.path.isdir(self.worktree_path) and await git.is_dirty(self.worktree_path):
-                        await git.commit_all(self.repo_path, self.worktree_path,
-                                             pause_commit_message(self.title))
-                    await git.remove_worktree(self.repo_path, self.worktree_path)
-                except BaseException as exc:
-                    await asyncio.shield(self._restart_after_failed_pause(exc))
-                    raise
-                self._set(Status.PAUSED)
+        async with self._transition("pause") as done:
+            if done:
+                return self.last_report
+            self._inside_home(self.worktree_path)
+            try:
+                return await self._pause_steps(recovering=False)
+            except BaseException as exc:
+                await asyncio.shield(self._after_failed_pause(exc))
+                raise
+
+    async def _pause_steps(self, *, recovering: bool) -> PauseReport:
+        """The pause itself. Files missing from disk are the agent's deletions in a plain pause,
+        and are committed; in a worktree whose removal may have stopped half-way (a pause or kill
+        being recovered, or a ``.git`` file that had to be written back) they are not: they stay on
+        the branch and the report names them."""
+        git, tmux, path = self.squad.git, self.squad.tmux, self.worktree_path
+        await self._save_history()
+        await tmux.kill_session(self.session_name)
+        report = PauseReport()
+        state = await self._worktree_state()
+        if state in ("live", "damaged"):
+            ignored = await git.ignored_files(path)
+            packed = await asyncio.to_thread(_archive.pack, path, ignored, self._archive)
+            suspect = recovering or state == "damaged"
+            missing = await git.missing_files(path) if suspect else []
+            if await git.is_dirty(path):
+                await git.commit_all(self.repo_path, path, pause_commit_message(self.title),
+                                     keep_removed=suspect)
+            report = PauseReport(str(self._archive) if packed.archived else None,
+                                 tuple(packed.archived), tuple(packed.dropped), tuple(missing))
+        set_aside = await self._remove_worktree(self.repo_path, path)
+        if set_aside is not None:
+            report = dataclasses.replace(report, set_aside=set_aside)
+        self._set(Status.PAUSED)
+        return report
+
+    async def _after_failed_pause(self, cause: BaseException) -> None:
+        """A pause that failed (an error, a cancel) and still has its worktree starts the agent
+        again; one that lost it stays recorded, so the next call finishes it. A cancelled pause
+        killed its git child, so the lock files no live process holds are removed (never after a
+        plain error: a lock that made git fail belongs to someone else)."""
+        if self.repo_path and not isinstance(cause, Exception):
+            with contextlib.suppress(SessionError):
+                await self.squad.git.remove_stale_locks(self.repo_path, self.worktree_path, self.branch)
+        try:
+            state = await self._worktree_state()
+        except SessionError:
+            state = "stray"
+        if state not in ("live", "damaged"):
+            self._unfinished = True
+            self._set(Status.DEAD)
+            return
+        try:
+            await self._launch(with_continue(self.program), self.worktree_path)
+        except SessionError as again:
+            cause.add_note(f"restarting the agent after the failed pause failed too: {again}")
+            self._set(Status.DEAD)
 
     async def _save_history(self) -> None:
         tmux = self.squad.tmux
@@ -388,51 +597,57 @@ class Instance:
         log = self.squad.logs_dir / f"{self.session_name}_{stamp}.log"
         await asyncio.to_thread(write_private, log, text)
 
-    async def _restart_after_failed_pause(self, cause: BaseException) -> None:
-        if not os.path.isdir(self.worktree_path):
-            return
-        try:
-            await self._launch(with_continue(self.program), self.worktree_path)
-        except SessionError as again:
-            cause.add_note(f"restarting the agent after the failed pause failed too: {again}")
-            self._set(Status.DEAD)
-
     def resume(self) -> None:
         return run_sync(self.aresume())
 
     @on_loop
     async def aresume(self) -> None:
-        """Re-add the worktree at its stored path from the branch and start the program again with its
-        continue flag (``claude --continue``). A stray directory left at that path is removed first.
-        An instance paused by claude-squad still has its tmux session (``cs`` leaves the agent
-        running): its pane history is saved to ``<home>/logs/`` and the session ended first.
+        """Re-add the worktree at its stored path from the branch, put back the ignored files pause
+        archived, and start the program again with its continue flag (``claude --continue``). A
+        stray directory at that path is moved to ``<home>/lost+found/``; a tmux session still alive
+        under the instance's name (claude-squad's pause leaves one) has its history saved and is
+        ended first. A resume that an earlier, killed call left half-done is finished: the worktree
+        it re-added is kept as it is.
 
         Raises :class:`InvalidState` when not paused, :class:`BranchCheckedOut` when the branch is
-        checked out in any worktree; if the program fails to start, the worktree is removed again and
-        the instance stays PAUSED.
+        checked out in another worktree (its own never counts), :class:`UnsafePath` when the stored
+        path is not inside the home's ``worktrees/``; if the program fails to start, the worktree
+        is removed again and the instance stays PAUSED.
         """
-        async with self._lock:
-            with self._failing("resume"):
-                await self.squad._aguard_claude_squad()
-                self._require("resume")
-                git = self.squad.git
-                where = await git.checked_out_at(self.repo_path, self.branch)
-                if where is not None:
-                    raise BranchCheckedOut(f"branch {self.branch!r} is checked out in the worktree at "
-                                           f"{where}; switch it to another branch first")
-                if await self.squad.tmux.has_session(self.session_name):
-                    # claude-squad's pause leaves the agent running (in the removed worktree): keep
-                    # its pane history, end it, and start afresh in the re-added worktree
+        async with self._transition("resume") as done:
+            if not done:
+                await self._resume_steps(recovering=False)
+
+    async def _resume_steps(self, *, recovering: bool) -> None:
+        git, tmux, path = self.squad.git, self.squad.tmux, self.worktree_path
+        self._inside_home(path)
+        where = await git.checked_out_at(self.repo_path, self.branch, besides=path)
+        if where is not None:
+            raise BranchCheckedOut(f"branch {self.branch!r} is checked out in the worktree at "
+                                   f"{where}; switch it to another branch first")
+        state = await self._worktree_state()
+        if state == "stray":
+            await asyncio.to_thread(self._set_aside, path)
+        created = state not in ("live", "damaged")
+        if created:
+            await asyncio.to_thread(Path(path).parent.mkdir, parents=True, exist_ok=True)
+            await git.add_worktree(self.repo_path, path, self.branch, new_from=None)
+        try:
+            await asyncio.to_thread(_archive.unpack, self._archive, path)
+            pane = await tmux.pane_state(self.session_name)
+            if not (recovering and not created and pane is not None and not pane.dead):
+                if pane is not None:  # not ours to adopt: keep its history, then end it
                     await self._save_history()
-                    await self.squad.tmux.kill_session(self.session_name)
-                await git.remove_worktree(self.repo_path, self.worktree_path)
-                await git.add_worktree(self.repo_path, self.worktree_path, self.branch, new_from=None)
-                try:
-                    await self._launch(with_continue(self.program), self.worktree_path)
-                except BaseException:
-                    await asyncio.shield(git.remove_worktree(self.repo_path, self.worktree_path))
-                    raise
-                self._set(Status.RUNNING)
+                    await tmux.kill_session(self.session_name)
+                await self._launch(with_continue(self.program), path)
+        except BaseException:
+            if created:
+                await asyncio.shield(self._remove_worktree(self.repo_path, path))
+            else:
+                self._unfinished = True
+            raise
+        self._set(Status.RUNNING)
+        await asyncio.to_thread(self._archive.unlink, missing_ok=True)
 
     # ------------------------------------------------------------------ kill
     def kill(self) -> None:
@@ -441,27 +656,42 @@ class Instance:
     @on_loop
     async def akill(self) -> None:
         """Kill the session, remove the worktree, delete the branch if squadnb created it, and drop the
-        instance from its squad's files. A DEAD instance (session or server gone) or one whose worktree
-        was deleted by hand is cleaned up the same way. A never-started instance is forgotten (after
-        removing what an interrupted start of it left).
+        instance from its squad's files (its archive of ignored files too). A DEAD instance (session
+        or server gone) or one whose worktree was deleted by hand is cleaned up the same way; a
+        directory at its path that git does not list is moved to ``<home>/lost+found/``, never
+        deleted. A never-started instance is forgotten (after removing what an interrupted start of
+        it left). A kill an earlier, killed call left half-done is finished.
 
         Raises :class:`BranchCheckedOut` (before touching anything) when its branch is checked out in
-        another worktree; if a cleanup step fails, the others still run and the first error is raised
+        another worktree, :class:`UnsafePath` when its worktree path is not inside the home's
+        ``worktrees/``; if a cleanup step fails, the others still run and the first error is raised
         with the rest as notes.
         """
-        async with self._lock:
-            with self._failing("kill"):
-                await self.squad._aguard_claude_squad()
-                await self._clean_interrupted_start()
-                if self.started:
-                    if not self.is_existing_branch and self.repo_path:
-                        where = await self.squad.git.checked_out_at(self.repo_path, self.branch)
-                        if where is not None and not _same_path(where, self.worktree_path):
-                            raise BranchCheckedOut(f"branch {self.branch!r} is checked out in the "
-                                                   f"worktree at {where}")
-                    await self._teardown(delete_branch=not self.is_existing_branch)
-                self.squad._forget(self)
-                self.status = Status.DEAD
+        if not self.started:
+            async with self._lock:
+                with self._failing("kill"):
+                    await self.squad._aguard_claude_squad()
+                    await self._clean_interrupted_start()
+                    self.squad._forget(self)
+            return
+        async with self._transition("kill") as done:
+            if not done:
+                await self._kill_steps()
+
+    async def _kill_steps(self) -> None:
+        if self.repo_path:
+            self._inside_home(self.worktree_path)
+            if not self.is_existing_branch:
+                where = await self.squad.git.checked_out_at(self.repo_path, self.branch,
+                                                            besides=self.worktree_path)
+                if where is not None:
+                    raise BranchCheckedOut(f"branch {self.branch!r} is checked out in the worktree "
+                                           f"at {where}")
+        self._unfinished = True  # from here on, a kill cut short is finished, never undone
+        await self._teardown(delete_branch=not self.is_existing_branch)
+        await asyncio.to_thread(self._archive.unlink, missing_ok=True)
+        self.squad._forget(self)
+        self.status = Status.DEAD
 
     def stop(self) -> None:
         return run_sync(self.astop())
@@ -469,8 +699,8 @@ class Instance:
     @on_loop
     async def astop(self) -> None:
         """Stop the agent: kill its tmux session and keep the worktree and the branch. The instance
-        is then DEAD; ``start(first_time_setup=False)`` starts it again. Raises :class:`InvalidState`
-        when it is not started or is paused (a paused instance has no agent running)."""
+        is then DEAD; :meth:`restart` starts it again. Raises :class:`InvalidState` when it is not
+        started or is paused (a paused instance has no agent running)."""
         async with self._lock:
             with self._failing("stop"):
                 await self.squad._aguard_claude_squad()
@@ -479,10 +709,12 @@ class Instance:
                 self._set(Status.DEAD)
 
     async def _teardown(self, *, delete_branch: bool) -> None:
+        if self.repo_path:
+            self._inside_home(self.worktree_path)
         errors: list[SessionError] = []
         steps = [self.squad.tmux.kill_session(self.session_name)]
         if self.repo_path:
-            steps.append(self.squad.git.remove_worktree(self.repo_path, self.worktree_path))
+            steps.append(self._remove_worktree(self.repo_path, self.worktree_path))
             if delete_branch:
                 steps.append(self.squad.git.delete_branch(self.repo_path, self.branch))
         for step in steps:
@@ -490,7 +722,6 @@ class Instance:
                 await step
             except SessionError as exc:
                 errors.append(exc)
-        await asyncio.to_thread(self.squad.remove_empty_parents, self.worktree_path)
         if errors:
             for other in errors[1:]:
                 errors[0].add_note(str(other))
@@ -713,7 +944,7 @@ class Instance:
             with self._failing("push"):
                 self._require("push")
                 git = self.squad.git
-                if (not self.paused and os.path.isdir(self.worktree_path)
+                if (not self.paused and os.path.isdir(self._inside_home(self.worktree_path))
                         and await git.is_dirty(self.worktree_path)):
                     await git.commit_all(self.repo_path, self.worktree_path,
                                          message or pause_commit_message(self.title))
@@ -736,7 +967,4 @@ class Instance:
                 return await git.commits_not_in_head(self.repo_path, self.branch) > 0
         return False
 
-
-def _same_path(a: str, b: str) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
 

@@ -21,6 +21,7 @@ from squadnb._loop import on_loop, run_sync, twin_docs
 from squadnb.errors import (DuplicateTitle, InvalidTitle, SessionError, StateFileError,
                             StateWriteError, UnknownInstance)
 from squadnb.session._claude_squad import refuse_if_running
+from squadnb.session._intents import Intents
 from squadnb.session._storage import (Change, InstanceData, Store, Stored, change_summary, parse_time,
                                       resolve_program)
 from squadnb.session.git import Git
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from squadnb.engine.executor import BatchExecutor
+    from squadnb.engine.journal import Journal
     from squadnb.engine.result import PartialResult
 
 __all__ = ["Squad"]
@@ -108,8 +110,9 @@ class Squad:
         self.session_name_for = naming
         self.ready_timeout = 30.0
         #: seconds a pasted prompt has to show up (the demo agent's receipt, or a change of the pane)
-        self.delivery_timeout = 10.0
+        self.delivery_timeout = 30.0
         self._store = Store(self.home)
+        self._intents = Intents(self._store)
         self.config = self._store.load_config()
         self.program = program or resolve_program(self.config)
         self.setup = (_setup_commands(setup, "setup=") if setup is not None
@@ -117,6 +120,7 @@ class Squad:
         self.branch_prefix = (branch_prefix if branch_prefix is not None
                               else str(self.config.get("branch_prefix") or ""))
         self._instances: dict[str, Instance] = {}
+        self._journal: Journal | None = None
         self._load()
 
     # ------------------------------------------------------------------ files
@@ -132,6 +136,19 @@ class Squad:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def journal(self) -> Journal:
+        """The batch journal of this home: a :class:`~squadnb.Journal` at ``<home>/history.sqlite``,
+        opened on first use (the file is created 0600: it holds titles, prompts and errors) and then
+        kept. Pass it as ``executor.execute(..., journal=squad.journal)``; the ``squadnb`` command
+        journals every state-changing batch there. Raises :class:`~squadnb.errors.JournalError` when
+        the file cannot be opened or is not a journal."""
+        if self._journal is None:
+            from squadnb.engine.journal import Journal
+
+            self._journal = Journal(self.home / "history.sqlite")
+        return self._journal
 
     def worktree_path_for(self, branch: str) -> str:
         """``<home>/worktrees/<branch>_<hex nanoseconds>`` (claude-squad's layout)."""
@@ -535,6 +552,30 @@ class Squad:
             if isinstance(outcome, BaseException) and not isinstance(outcome, StateFileError):
                 raise outcome
         _raise_first([outcome for outcome in outcomes if isinstance(outcome, StateFileError)])
+
+    def doctor(self, repair: bool = False) -> pd.DataFrame:
+        return run_sync(self.adoctor(repair))
+
+    @on_loop
+    async def adoctor(self, repair: bool = False) -> pd.DataFrame:
+        """Compare the home's files with tmux sessions, git worktrees and branches and the disk: one
+        row per finding (``kind, instance, path, detail, repaired``) — orphan session, orphan
+        worktree, stray directory, orphan branch, half-done transition, stale lock, outside the
+        home (the table and the rules are in :mod:`squadnb.session._doctor`).
+
+        With ``repair=True`` it fixes what it can without deleting work: interrupted transitions are
+        finished, an orphan worktree's uncommitted changes are committed to its branch before it is
+        removed, unknown directories go to ``<home>/lost+found/``, an orphan session's history is
+        saved before it is ended, stale git locks (no live holder) are removed; branches and paths
+        outside the home are only reported. Raises :class:`StateFileError` when a file of the home
+        cannot be read."""
+        import pandas as pd
+
+        from squadnb.session._doctor import COLUMNS, examine
+
+        rows = await examine(self, repair)
+        return pd.DataFrame([[getattr(r, c) for c in COLUMNS] for r in rows],
+                            columns=list(COLUMNS)).astype({"repaired": "bool"})
 
     def kill_server(self) -> None:
         return run_sync(self.akill_server())

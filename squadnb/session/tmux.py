@@ -133,13 +133,15 @@ class Tmux:
     async def new_session(self, name: str, cwd: str, command: str, *, width: int = 200,
                           height: int = 50, env: Mapping[str, str] | None = None) -> None:
         """Create detached session ``name`` running ``command`` (through tmux's default shell, so a
-        command line with arguments works) in ``cwd``."""
+        command line with arguments works) in ``cwd``. tmux expands formats in ``-c``, so each ``#``
+        of ``cwd`` is doubled (``##`` is a literal ``#``): a directory named ``#(cmd)`` runs nothing
+        and the program starts in it, not in tmux's fallback directory."""
         _checked(name)
         args: list[str] = []
         if self.socket is not None:
             args += ["start-server", ";", "set-option", "-g", "history-limit", str(self.history_limit),
                      ";"]
-        args += ["new-session", "-d", "-s", name, "-c", cwd, "-x", str(width), "-y", str(height)]
+        args += ["new-session", "-d", "-s", name, "-c", cwd.replace("#", "##"), "-x", str(width), "-y", str(height)]
         for key, value in (env or {}).items():
             args += ["-e", f"{key}={value}"]
         args += [command, ";", "set-option", "-w", "-t", f"={name}:", "remain-on-exit", "on"]
@@ -151,6 +153,11 @@ class Tmux:
         if session_name_problem(name) is not None:
             return False
         return (await self._call("has-session", "-t", f"={name}")).ok
+
+    async def sessions(self) -> list[str]:
+        """The names of every session on this server (empty when it is not running)."""
+        done = await self._call("list-sessions", "-F", "#{session_name}")
+        return done.stdout.split() if done.ok else []
 
     def _state_query(self, name: str) -> list[str]:
         """``display-message`` of the pane state, behind a ``has-session``: tmux 3.3a answers a

@@ -54,7 +54,8 @@ def test_typed_keys_edit_the_input(tmp_path: Path) -> None:
     assert records(tmp_path) == [b"ok"]
 
 
-@pytest.mark.parametrize(("keys", "status"), [(b"\x03", 130), (b"\x04", 0), (b"", 0)])
+@pytest.mark.parametrize(("keys", "status"), [(b"\x03\x03", 130), (b"\x03x\x7f\x03\x04", 0),
+                                              (b"\x04", 0), (b"", 0)])
 def test_quitting_on_an_empty_input(tmp_path: Path, keys: bytes, status: int) -> None:
     assert run_agent(tmp_path, b"one\r" + keys).returncode == status
     assert records(tmp_path) == [b"one"]
@@ -101,6 +102,15 @@ def test_scripted_write_refuses_paths_outside_the_worktree(tmp_path: Path, path:
     assert not (work / ".git" / "hooks" / "pre-commit").exists()
 
 
+@pytest.mark.parametrize("path", ["n" * 300, "README/x", "sub"])
+def test_a_scripted_write_that_fails_leaves_the_agent_running(tmp_path: Path, path: str) -> None:
+    (tmp_path / "README").write_text("a file, not a directory")
+    (tmp_path / "sub").mkdir()
+    done = run_agent(tmp_path, f"!write {path} x\rafter\r".encode())
+    assert "demo: refused: cannot write" in done.stdout.decode() and done.returncode == 0
+    assert records(tmp_path)[-1] == b"after"
+
+
 def test_in_a_real_pane_raw_mode_and_bracketed_paste(tmp_path: Path, tmux_socket: str) -> None:
     """tmux wraps a paste in the markers only when the program turned bracketed paste on; a newline
     would otherwise be Enter. On exit the terminal is back in cooked mode."""
@@ -119,7 +129,10 @@ def test_in_a_real_pane_raw_mode_and_bracketed_paste(tmp_path: Path, tmux_socket
         tmux(tmux_socket, "paste-buffer", "-p", "-r", "-d", "-b", "demo-raw", "-t", f"={session}:")
         tmux(tmux_socket, "send-keys", "-t", f"={session}:", "o", "k", "Enter")
         wait_for(lambda: records(tmp_path) == [text.encode() + b"ok"], what="one whole prompt")
-        tmux(tmux_socket, "send-keys", "-t", f"={session}:", "C-c", "C-c")  # clear, then quit
+        tmux(tmux_socket, "send-keys", "-t", f"={session}:", "C-c")  # one Ctrl-C only warns
+        wait_for(lambda: "press Ctrl-C again" in pane(), what="the warning")
+        assert not modes.exists()
+        tmux(tmux_socket, "send-keys", "-t", f"={session}:", "C-c")
         stty = wait_for(lambda: modes.exists() and modes.read_text(), what="the terminal modes")
         words = stty.replace(";", " ").split()
         assert {"icanon", "echo", "isig", "icrnl", "ixon"} <= set(words)

@@ -280,3 +280,29 @@ def test_kill_keeps_work_unless_discard_is_ticked(squad, started, has_session):
     assert form.wait(120).all_succeeded and "nb-0" not in squad and not has_session(dirty)
     form.operation.value = "Pause"
     assert form.discard.layout.display == "none"
+
+
+def test_preview_shows_the_plan_and_changes_nothing(squad, started, has_session):
+    running, paused, pinned = started(3)
+    paused.pause()
+    pinned.pin()
+    form = BatchForm(squad)
+    form.preview_button.click()
+    assert "select at least one instance" in form.message.value
+    form.select_all_button.click()
+    form.operation.value = "Kill"
+    form.preview_button.click()
+    assert form.confirm_box.layout.display == "none" and form.last_result is None
+    assert "Preview: Kill would run on 2 of 3 instances; nothing was changed." in form.message.value
+    [shown] = form.output.outputs
+    text = shown["data"]["text/plain"]
+    assert [line.split()[:3] for line in text.splitlines()[2:]] == [
+        ["nb-0", "Kill", "would"], ["nb-1", "Kill", "would"], ["nb-2", "Kill", "refused"]]
+    assert "instance &#39;nb-2&#39; is pinned" in table_html(form)
+    assert len(squad) == 3 and has_session(running) and has_session(pinned) and paused.paused
+
+    form.operation.value = "Pause"
+    form.preview_button.click()
+    assert "Pause would run on 2 of 3" in form.message.value
+    assert "already paused" in form.output.outputs[0]["data"]["text/plain"]
+    assert has_session(running) and not running.paused

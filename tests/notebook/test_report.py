@@ -141,3 +141,12 @@ def test_html_export_escapes_everything_a_user_controls(executor, tmp_path: Path
         assert raw.replace("'", "&#x27;") in text or raw.replace("'", "&#39;") in text, raw
     assert "&lt;script&gt;" in text and "&lt;img src=x" in text
     assert text.count("<table") == 2 and "#f8d7da" in text  # still the coloured tables
+
+
+def test_timeline_draws_dollar_signs_as_written(executor):
+    boxes = [Box(r"$\undefined{$"), Box("costs $5 and $6")]
+    chain = OperationChain().add(Step("Start")).add(Step(r"$\frac{$"))
+    ax = timeline(chain.execute(boxes, executor))
+    ax.figure.canvas.draw()  # a '$…$' parsed as mathtext would fail here
+    assert [t.get_text() for t in ax.get_yticklabels()] == [b.title for b in boxes]
+    matplotlib.pyplot.close(ax.figure)

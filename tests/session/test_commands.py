@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import pytest
@@ -11,8 +12,7 @@ from squadnb.errors import TmuxError
 from squadnb.session import Status
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._run import Completed, run_command
-from squadnb.session.git import Git
-from squadnb.session.git import branch_name
+from squadnb.session.git import Git, branch_name
 from squadnb.session.tmux import Tmux, claude_squad_session_name, squadnb_session_name
 
 
@@ -56,11 +56,12 @@ def test_tmux_targets_are_exact_and_the_private_server_ignores_the_user_config()
         asyncio.run(default.kill_server())
 
 
-def test_worktree_add_holds_the_lock_only_for_the_no_checkout_step() -> None:
-    rec = Recorder()
+def test_worktree_add_holds_the_lock_only_for_the_no_checkout_step(tmp_path: Path) -> None:
+    rec = Recorder(stdout=str(tmp_path))  # the answer to rev-parse --git-common-dir
     git = Git(runner=rec)
     asyncio.run(git.add_worktree("/repo", "/wt", "b", new_from="abc"))
     assert rec.calls == [
+        ["git", "-C", "/repo", "rev-parse", "--path-format=absolute", "--git-common-dir"],
         ["git", "-C", "/repo", "worktree", "add", "--no-checkout", "--quiet", "-b", "b", "/wt", "abc"],
         ["git", "-C", "/wt", "reset", "--hard", "--quiet"]]
 

@@ -151,7 +151,7 @@ def test_dead_tmux_server_makes_instances_dead_and_kill_still_cleans(
         tmp_path: Path, git_repo: Path) -> None:
     from squadnb.agents import demo_program
 
-    socket = f"squadnb-test-dead-{tmp_path.name}"
+    socket = f"squadnb-test-dead-{os.getpid()}-{tmp_path.name}"
     squad = Squad(home=tmp_path / "home", repo=git_repo, program=demo_program(0.1),
                   tmux_socket=socket, branch_prefix="test/")
     try:
@@ -198,7 +198,7 @@ def test_kill_server_removes_its_socket_file(tmp_path: Path, git_repo: Path) -> 
     from squadnb.agents import demo_program
 
     squad = Squad(home=tmp_path / "home", repo=git_repo, program=demo_program(0.1),
-                  tmux_socket=f"squadnb-test-sock-{tmp_path.name}")
+                  tmux_socket=f"squadnb-test-sock-{os.getpid()}-{tmp_path.name}")
     squad.new("a").start()
     assert squad.tmux.socket_path.exists()
     squad["a"].kill()

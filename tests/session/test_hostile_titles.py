@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import branches, git, tmux, tmux_sessions
+from helpers import branches, git, tmux, tmux_sessions, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,6 +111,22 @@ def test_every_tmux_call_refuses_an_unsafe_name(tmux_socket: str, tmp_path: Path
         with pytest.raises(TmuxError, match="refusing"):
             run_sync(call)
     assert run_sync(server.pane_state(bad)) is None and run_sync(server.snapshot(bad)) is None
+
+
+def test_a_working_directory_with_tmux_formats_is_taken_literally(tmux_socket: str,
+                                                                  tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    cwd = tmp_path / f"home #{{session_name}} #(touch {marker})"
+    cwd.mkdir(parents=True)
+    server = Tmux(tmux_socket)
+    run_sync(server.new_session("hostile_cwd", str(cwd), f"pwd > {tmp_path / 'pwd'}; sleep 600"))
+    try:
+        wait_for(lambda: (tmp_path / "pwd").exists() and (tmp_path / "pwd").read_text(),
+                 what="the program's working directory")
+        assert (tmp_path / "pwd").read_text().strip() == str(cwd)
+        assert not marker.exists()
+    finally:
+        run_sync(server.kill_session("hostile_cwd"))
 
 
 # -- titles ----------------------------------------------------------------------------------------

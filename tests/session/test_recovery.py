@@ -1,0 +1,383 @@
+"""Issue 9's faults, each reproduced against real git and tmux: interrupted transitions, stale git locks,
+half-removed worktrees, ignored files across pause, the cross-process repository lock, a cancelled
+start, and paths squadnb did not make."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import branches, git, tmux, tmux_sessions, wait_for
+
+from squadnb import BatchExecutor
+from squadnb._loop import run_sync
+from squadnb.errors import GitError, InvalidState, UnsafePath
+from squadnb.ops import BatchStartOperation
+from squadnb.session import PauseReport, Squad, Status
+from squadnb.session import _archive
+
+
+def fresh(squad: Squad) -> Squad:
+    """The same home seen by a new Squad, as a new process would."""
+    return Squad(home=squad.home, repo=squad.repo, tmux_socket=squad.tmux.socket)
+
+
+def dead_pid() -> int:
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+def record(squad: Squad, title: str, action: str) -> None:
+    """Write the transition a killed process would have left."""
+    squad._intents.begin(title, action)
+    path = squad._intents.path
+    data = json.loads(path.read_text())
+    data["transitions"][title]["pid"] = dead_pid()
+    path.write_text(json.dumps(data))
+
+
+def on_branch(repo: Path, branch: str) -> set[str]:
+    return set(git(repo, "ls-tree", "-r", "--name-only", branch).split())
+
+
+def admin_lock(worktree: str) -> Path:
+    return Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index.lock").strip())
+
+
+def test_an_interrupted_resume_is_finished_by_resume_and_its_own_worktree_is_not_elsewhere(
+        squad: Squad, git_repo: Path) -> None:
+    inst = squad.new("resumed")
+    inst.start()
+    (Path(inst.worktree_path) / "work.txt").write_text("kept\n")
+    inst.pause()
+    # a resume killed after re-adding the worktree (the agent wrote more meanwhile):
+    record(squad, "resumed", "resume")
+    git(git_repo, "worktree", "add", "-q", inst.worktree_path, inst.branch)
+    (Path(inst.worktree_path) / "after.txt").write_text("new work\n")
+    again = fresh(squad)["resumed"]
+    assert again.status is Status.PAUSED
+    again.resume()
+    assert again.status is Status.RUNNING and again.tmux_alive()
+    assert (Path(again.worktree_path) / "after.txt").read_text() == "new work\n"  # kept, not re-made
+    assert (Path(again.worktree_path) / "work.txt").exists()
+    assert not fresh(squad)._intents.load()
+
+
+@pytest.mark.parametrize("then", ["pause", "kill"])
+def test_an_interrupted_resume_is_finished_by_any_next_call(squad: Squad, git_repo: Path,
+                                                            then: str) -> None:
+    inst = squad.new("next")
+    inst.start()
+    inst.pause()
+    record(squad, "next", "resume")
+    git(git_repo, "worktree", "add", "-q", inst.worktree_path, inst.branch)
+    (Path(inst.worktree_path) / "late.txt").write_text("late\n")
+    again = fresh(squad)["next"]
+    getattr(again, then)()
+    if then == "pause":
+        assert again.status is Status.PAUSED and "late.txt" in on_branch(git_repo, again.branch)
+    else:
+        assert branches(git_repo) == {"main"} and "next" not in fresh(squad)
+
+
+def test_a_stale_worktree_index_lock_from_a_killed_pause_is_removed(squad: Squad, git_repo: Path) -> None:
+    inst = squad.new("locked")
+    inst.start()
+    (Path(inst.worktree_path) / "work.txt").write_text("work\n")
+    record(squad, "locked", "pause")
+    admin_lock(inst.worktree_path).write_text("")
+    again = fresh(squad)["locked"]
+    report = again.pause()
+    assert again.status is Status.PAUSED and isinstance(report, PauseReport)
+    assert "work.txt" in on_branch(git_repo, again.branch)
+    assert not any((git_repo / ".git").rglob("*.lock"))
+
+
+def test_a_lock_a_live_process_holds_is_never_removed(squad: Squad, git_repo: Path) -> None:
+    inst = squad.new("held")
+    inst.start()
+    (Path(inst.worktree_path) / "work.txt").write_text("work\n")
+    record(squad, "held", "pause")
+    lock = admin_lock(inst.worktree_path)
+    holder = subprocess.Popen([sys.executable, "-c", f"import sys,time; f=open({str(lock)!r},'w'); "
+                               "print('ok', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        with pytest.raises(GitError, match="instance 'held': pause failed: .*index.lock"):
+            fresh(squad)["held"].pause()
+        assert lock.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
+    again = fresh(squad)["held"]
+    again.pause()  # the holder is gone: now it is stale
+    assert again.status is Status.PAUSED and "work.txt" in on_branch(git_repo, again.branch)
+
+
+def test_a_stale_packed_refs_lock_from_a_killed_kill_is_removed(squad: Squad, git_repo: Path) -> None:
+    inst = squad.new("refs")
+    inst.start()
+    record(squad, "refs", "kill")
+    (git_repo / ".git" / "packed-refs.lock").write_text("")
+    fresh(squad)["refs"].kill()
+    assert branches(git_repo) == {"main"} and not (git_repo / ".git" / "packed-refs.lock").exists()
+
+
+@pytest.mark.parametrize("dot_git", ["kept", "removed"])
+def test_a_half_removed_worktree_is_never_committed_as_deletions(squad: Squad, git_repo: Path,
+                                                                 dot_git: str) -> None:
+    inst = squad.new("half")
+    inst.start()
+    out = Path(inst.worktree_path) / "demo-output"
+    out.mkdir()
+    for n in range(4):
+        (out / f"{n}.txt").write_text(f"{n}\n")
+    git(inst.worktree_path, "add", "-A")
+    git(inst.worktree_path, "commit", "-q", "-m", "agent work")
+    (out / "4.txt").write_text("uncommitted\n")
+    # what `git worktree remove` killed part-way leaves: some files gone, maybe .git too
+    record(squad, "half", "pause")
+    (out / "0.txt").unlink()
+    (Path(inst.worktree_path) / "README.md").unlink()
+    if dot_git == "removed":
+        (Path(inst.worktree_path) / ".git").unlink()
+    again = fresh(squad)["half"]
+    report = again.pause()
+    assert again.status is Status.PAUSED
+    tip = on_branch(git_repo, again.branch)
+    assert {"README.md", "demo-output/0.txt", "demo-output/4.txt"} <= tip
+    assert set(report.not_deleted) == {"README.md", "demo-output/0.txt"}
+    assert "not committed as deletions" in str(report)
+    again.resume()
+    assert (out / "0.txt").read_text() == "0\n" and (out / "4.txt").exists()
+
+
+def test_a_plain_pause_commits_the_agents_deletions(squad: Squad, git_repo: Path) -> None:
+    inst = squad.new("plain")
+    inst.start()
+    (Path(inst.worktree_path) / "README.md").unlink()
+    (Path(inst.worktree_path) / "new.txt").write_text("new\n")
+    report = inst.pause()
+    assert report.not_deleted == ()
+    tip = on_branch(git_repo, inst.branch)
+    assert "new.txt" in tip and "README.md" not in tip
+
+
+def test_ignored_files_survive_pause_and_resume(squad: Squad, git_repo: Path) -> None:
+    (git_repo / ".gitignore").write_text(".env\nbuild/\n")
+    git(git_repo, "add", "-A")
+    git(git_repo, "commit", "-q", "-m", "ignore")
+    inst = squad.new("ignored")
+    inst.start()
+    wt = Path(inst.worktree_path)
+    (wt / ".env").write_text("SECRET=1\n")
+    (wt / "build").mkdir()
+    (wt / "build" / "out.bin").write_bytes(b"\0" * 1000)
+    report = inst.pause()
+    assert set(report.archived) == {".env", "build/out.bin"} and not report.dropped
+    assert Path(report.archive).is_file() and not wt.exists()
+    inst.resume()
+    assert (wt / ".env").read_text() == "SECRET=1\n" and (wt / "build" / "out.bin").stat().st_size == 1000
+    assert not Path(report.archive).exists()
+
+
+def test_ignored_files_over_the_limit_are_named_in_the_result(squad: Squad, git_repo: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_archive, "LIMIT", 100)
+    (git_repo / ".gitignore").write_text("*.log\n")
+    git(git_repo, "add", "-A")
+    git(git_repo, "commit", "-q", "-m", "ignore")
+    inst = squad.new("big")
+    inst.start()
+    wt = Path(inst.worktree_path)
+    (wt / "small.log").write_text("s\n")
+    (wt / "huge.log").write_text("x" * 500)
+    result = BatchExecutor().execute([inst], __import__("squadnb").BatchPauseOperation())
+    report = result.results[0].value
+    assert report.archived == ("small.log",) and report.dropped == ("huge.log",)
+    assert "DROPPED 1 ignored file" in str(report) and "huge.log" in str(report)
+    assert "huge.log" in result.to_dataframe()["value"].astype(str)[0]
+    assert (squad.home / "archives" / f"{inst.session_name}.dropped.txt").read_text() == "huge.log\n"
+
+
+def test_the_repository_lock_is_held_across_processes(squad: Squad, git_repo: Path) -> None:
+    lock = git_repo / ".git" / "squadnb.flock"
+    holder = subprocess.Popen([sys.executable, "-c", f"import fcntl,time; f=open({str(lock)!r},'a'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('ok', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+
+        async def listing() -> object:
+            return await asyncio.wait_for(squad.git.worktrees(str(git_repo)), 1.0)
+
+        with pytest.raises(asyncio.TimeoutError):
+            run_sync(listing())  # worktree list waits for the other process
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
+    assert len(run_sync(listing())) == 1  # released with its process, and nothing left held here
+
+
+def test_a_start_cancelled_right_after_new_session_leaves_no_session(
+        squad: Squad, git_repo: Path, tmux_socket: str) -> None:
+    inst = squad.new("cancelled", program="sleep 30")
+    real = squad.tmux.runner
+
+    async def cancel_after_new_session(argv, **kwargs):  # type: ignore[no-untyped-def]
+        done = await real(argv, **kwargs)
+        if "new-session" in argv:
+            raise asyncio.CancelledError
+        return done
+
+    squad.tmux.runner = cancel_after_new_session
+    with pytest.raises(concurrent.futures.CancelledError):
+        run_sync(inst.astart())
+    squad.tmux.runner = real
+    assert inst.session_name not in tmux_sessions(tmux_socket)
+    assert inst.status is Status.NEW and branches(git_repo) == {"main"}
+    assert not any(squad.worktrees_dir.rglob("README.md"))
+
+
+def test_a_batch_start_cut_by_its_deadline_is_cancelled_and_leaves_nothing(
+        squad: Squad, git_repo: Path, tmux_socket: str) -> None:
+    instances = [squad.new(f"slow-{i}", program="sleep 30") for i in range(3)]
+    result = BatchExecutor(max_concurrency=3).execute(instances, BatchStartOperation(), deadline=0.5)
+    assert {r.status for r in result.results} == {"cancelled"}
+    assert not tmux_sessions(tmux_socket) & {i.session_name for i in instances}
+    assert branches(git_repo) == {"main"} and all(i.status is Status.NEW for i in instances)
+
+
+@pytest.mark.parametrize("where", ["outside", "relative"])
+def test_a_worktree_path_squadnb_did_not_make_is_refused(squad: Squad, tmp_path: Path,
+                                                         where: str) -> None:
+    inst = squad.new("tampered")
+    inst.start()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("mine\n")
+    state = squad.home / "state.json"
+    data = json.loads(state.read_text())
+    data["instances"][0]["worktree"]["worktree_path"] = str(victim) if where == "outside" else "victim"
+    state.write_text(json.dumps(data))
+    os.chdir(tmp_path)
+    again = fresh(squad)["tampered"]
+    for call in (again.pause, again.kill):
+        with pytest.raises(UnsafePath, match="instance 'tampered': .*victim.* is not inside") as caught:
+            call()
+        assert caught.value.instance == "tampered"
+    assert (victim / "precious.txt").read_text() == "mine\n"
+    data["instances"][0]["worktree"]["worktree_path"] = inst.worktree_path
+    state.write_text(json.dumps(data))
+
+
+def test_a_transition_still_running_in_a_live_process_is_not_touched(squad: Squad) -> None:
+    inst = squad.new("busy")
+    inst.start()
+    squad._intents.begin("busy", "pause")
+    data = json.loads(squad._intents.path.read_text())
+    data["transitions"]["busy"]["pid"] = os.getppid()
+    squad._intents.path.write_text(json.dumps(data))
+    with pytest.raises(InvalidState, match=f"its pause is still running in process {os.getppid()}"):
+        fresh(squad)["busy"].pause()
+    squad._intents.end("busy")
+
+
+def test_a_session_left_alive_by_claude_squads_pause_is_ended_on_resume(
+        squad: Squad, tmux_socket: str) -> None:
+    inst = squad.new("cs paused")
+    inst.start()
+    inst.pause()
+    tmux(tmux_socket, "new-session", "-d", "-s", inst.session_name, "sleep 60")
+    inst.resume()
+    assert inst.status is Status.RUNNING
+    wait_for(lambda: "demo>" in inst.preview(), what="the resumed demo agent")
+
+
+def test_doctor_reports_then_repairs_without_deleting_work(squad: Squad, git_repo: Path,
+                                                           tmux_socket: str) -> None:
+    healthy = squad.new("healthy")
+    healthy.start()
+    half = squad.new("half paused")
+    half.start()
+    (Path(half.worktree_path) / "half.txt").write_text("half\n")
+    record(squad, "half paused", "pause")
+    # a worktree no instance records, with uncommitted work on its own branch
+    orphan = squad.worktrees_dir / "test" / "orphan_1"
+    git(git_repo, "worktree", "add", "-q", "-b", "test/orphan", str(orphan))
+    (orphan / "orphan-work.txt").write_text("precious\n")
+    git(git_repo, "branch", "test/leftover")
+    stray = squad.worktrees_dir / "junk_2"
+    stray.mkdir(parents=True)
+    (stray / "note.txt").write_text("keep me\n")
+    tmux(tmux_socket, "new-session", "-d", "-s", squad.session_name_for("ghost"), "sleep 60")
+    (git_repo / ".git" / "packed-refs.lock").write_text("")
+
+    report = squad.doctor()
+    assert list(report.columns) == ["kind", "instance", "path", "detail", "repaired"]
+    kinds = set(zip(report["kind"], report["instance"]))
+    assert ("half-done transition", "half paused") in kinds
+    assert {"orphan worktree", "orphan branch", "stray directory", "orphan session",
+            "stale lock"} <= set(report["kind"])
+    assert not report["repaired"].any()
+    assert "leftover" in " ".join(report["path"]) and orphan.is_dir()  # nothing touched
+
+    fixed = squad.doctor(repair=True)
+    repaired = dict(zip(fixed["kind"], fixed["repaired"]))
+    assert repaired["half-done transition"] and repaired["orphan worktree"]
+    assert repaired["stray directory"] and repaired["orphan session"]
+    assert not (git_repo / ".git" / "packed-refs.lock").exists()  # by the finished pause, or by itself
+    assert not repaired["orphan branch"]
+    assert fresh(squad)["half paused"].status is Status.PAUSED
+    assert "half.txt" in on_branch(git_repo, "test/half-paused")
+    assert not orphan.exists() and git(git_repo, "show", "test/orphan:orphan-work.txt") == "precious\n"
+    assert {"test/leftover", "test/orphan"} <= branches(git_repo)
+    assert (squad.home / "lost+found" / "junk_2" / "note.txt").read_text() == "keep me\n"
+    assert squad.session_name_for("ghost") not in tmux_sessions(tmux_socket)
+    assert healthy.tmux_alive()
+    again = squad.doctor()
+    assert set(again["kind"]) <= {"orphan branch"}
+
+
+def test_doctor_reports_an_entry_outside_the_home_and_leaves_it(squad: Squad, tmp_path: Path) -> None:
+    inst = squad.new("elsewhere")
+    inst.start()
+    state = squad.home / "state.json"
+    data = json.loads(state.read_text())
+    real = data["instances"][0]["worktree"]["worktree_path"]
+    data["instances"][0]["worktree"]["worktree_path"] = str(tmp_path)
+    state.write_text(json.dumps(data))
+    report = fresh(squad).doctor(repair=True)
+    row = report[report["kind"] == "outside the home"].iloc[0]
+    assert row["instance"] == "elsewhere" and row["path"] == str(tmp_path) and not row["repaired"]
+    data["instances"][0]["worktree"]["worktree_path"] = real
+    state.write_text(json.dumps(data))
+
+
+def test_doctor_removes_only_stale_locks(squad: Squad, git_repo: Path) -> None:
+    squad.new("one").start()
+    stale = git_repo / ".git" / "packed-refs.lock"
+    stale.write_text("")
+    held = git_repo / ".git" / "config.lock"
+    holder = subprocess.Popen([sys.executable, "-c", f"import time; f=open({str(held)!r},'w'); "
+                               "print('ok', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        report = squad.doctor(repair=True)
+        locks = report[report["kind"] == "stale lock"]
+        assert locks["path"].tolist() == [str(stale)] and locks["repaired"].all()
+        assert not stale.exists() and held.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
+        held.unlink()
