@@ -110,7 +110,7 @@ class Squad:
         self.session_name_for = naming
         self.ready_timeout = 30.0
         #: seconds a pasted prompt has to show up (the demo agent's receipt, or a change of the pane)
-        self.delivery_timeout = 10.0
+        self.delivery_timeout = 30.0
         self._store = Store(self.home)
         self._intents = Intents(self._store)
         self.config = self._store.load_config()
