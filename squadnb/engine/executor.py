@@ -480,7 +480,7 @@ class BatchExecutor:
 
     @max_failures.setter
     def max_failures(self, value: int | None) -> None:
-        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise ValueError(f"max_failures must be a whole number of at least 1 or None, got {value!r}")
         self._max_failures = None if value is None else int(value)
 
