@@ -623,25 +623,26 @@ def test_ctrl_c_cancels_the_batch_and_raises_batch_interrupted() -> None:
 
 
 def test_ctrl_c_while_waiting_is_turned_into_batch_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same through a patched wait: the first wait is interrupted, the second settles."""
+    """The same through a patched wait: the first wait is interrupted, the batch then settles."""
     import concurrent.futures
 
-    real = concurrent.futures.Future.result
+    real = concurrent.futures.wait
     calls = []
 
-    def interrupted_once(self: concurrent.futures.Future, timeout: float | None = None) -> object:
-        calls.append(timeout)
+    def interrupted_once(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs.get("timeout"))
         if len(calls) == 1:
             raise KeyboardInterrupt
-        return real(self, timeout)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
 
     slow = Stall()
 
-    monkeypatch.setattr(concurrent.futures.Future, "result", interrupted_once)
+    monkeypatch.setattr(concurrent.futures, "wait", interrupted_once)
     with pytest.raises(BatchInterrupted) as caught:
         BatchExecutor().execute(items(3), slow, progress=False)
     monkeypatch.undo()
     assert [r.status for r in caught.value.result.results] == ["cancelled"] * 3
+    assert calls[0] is not None  # the sync call waits in slices, so a Ctrl-C is seen promptly
 
 
 @pytest.mark.parametrize("transaction", [False, True], ids=["execute", "execute_with_rollback"])
