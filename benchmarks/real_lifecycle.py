@@ -1,6 +1,7 @@
 """Real lifecycle benchmark: squadnb against the raw-command floor.
 
-Run: ``python benchmarks/real_lifecycle.py [--instances 20] [--concurrency 8] [--rounds 3]``
+Run: ``python benchmarks/real_lifecycle.py [--instances 20] [--concurrency 8] [--rounds 3]
+[--scale 20,100,200] [--only floor|scaling|scale]``
 
 1. Start, prompt, pause, resume and kill N demo instances with squadnb's BatchExecutor at concurrency C,
    and the floor: the same git and tmux commands run raw from one bash script per phase (git writes to
@@ -9,6 +10,12 @@ Run: ``python benchmarks/real_lifecycle.py [--instances 20] [--concurrency 8] [-
    squadnb / floor are printed (target: every phase within 1.5x).
 2. Start scaling: N starts on a 2,000-file repository at concurrency C and at concurrency 1 (target:
    at least 1.5x faster at C, because only ``worktree add --no-checkout`` holds the repository lock).
+3. State at scale: every phase over N = 20, 100 and 200 demo instances at concurrency C, squadnb and
+   the floor, in per-instance seconds (median of the rounds) with the ratio of each N's cost to
+   N=20's, measured in the same run, and squadnb's state-file bytes and write time per instance
+   (target: start and kill within 1.2x at N=200; state writes are per changed instance, coalesced and
+   off the loop thread, while git's own worktree commands grow with the number of worktrees, which
+   the floor shows).
 
 Everything runs on a private tmux server (killed at the end) in temporary directories.
 """
@@ -47,7 +54,10 @@ def wait_outputs(paths: list[Path], count: int, timeout: float = 60.0) -> None:
             time.sleep(0.02)
 
 
-def squadnb_round(work: Path, socket: str, n: int, concurrency: int) -> dict[str, float]:
+def squadnb_round(work: Path, socket: str, n: int, concurrency: int,
+                  written: dict[str, float] | None = None) -> dict[str, float]:
+    """Seconds per phase; the state-file bytes written over all phases, and the seconds spent
+    writing them, go into ``written`` (``bytes``, ``seconds``)."""
     repo = scratch_repo(work / "repo", files=20)
     squad = Squad(home=work / "home", repo=repo, program=demo_program(0.05), tmux_socket=socket,
                   branch_prefix="bench/")
@@ -65,6 +75,8 @@ def squadnb_round(work: Path, socket: str, n: int, concurrency: int) -> dict[str
         times[phase] = time.perf_counter() - begun
         if not result.all_succeeded:
             raise RuntimeError(f"squadnb {phase} failed: {result.error()}")
+    if written is not None:
+        written.update(bytes=squad._store.bytes_written, seconds=squad._store.seconds_writing)
     return times
 
 
@@ -84,8 +96,10 @@ def floor_round(work: Path, socket: str, n: int) -> dict[str, float]:
         "start": "".join(f"git -C {q(str(repo))} worktree add -q -b floor/{i} {q(str(t))} HEAD\n"
                          for i, t in enumerate(trees))
         + "T start-server \\; set -g history-limit 50000\n"
-        + "".join(f"T new-session -d -s {s} -c {q(str(t))} -x 200 -y 50 {q(program)} &\n"
-                  for s, t in zip(names, trees)) + "wait\n",
+        # the first session keeps the server up (an empty one exits) while the rest start at once
+        + "".join(f"T new-session -d -s {s} -c {q(str(t))} -x 200 -y 50 {q(program)}"
+                  f"{' &' if i else ''}\n" for i, (s, t) in enumerate(zip(names, trees))) + "wait\n"
+        + "".join(f"T has-session -t ={s}\n" for s in names),  # a failed start stops the round
         "prompt": "".join(
             f"( until T capture-pane -p -t ={s}: | grep -q 'demo> *$'; do sleep 0.01; done; "
             f"printf %s {q(PROMPT)} | T load-buffer -b b{s} -; T paste-buffer -p -d -b b{s} -t ={s}:; "
@@ -110,7 +124,7 @@ def floor_round(work: Path, socket: str, n: int) -> dict[str, float]:
             wait_outputs(trees, 1)
         begun = time.perf_counter()
         subprocess.run(["bash", "-c", FLOOR_LIB + scripts[phase]], check=True,
-                       env={**os.environ, "SOCK": socket})
+                       env={**os.environ, "SOCK": f"{socket}-floor"})
         times[phase] = time.perf_counter() - begun
     return times
 
@@ -132,43 +146,100 @@ def start_scaling(work: Path, socket: str, n: int, concurrency: int) -> dict[int
     return found
 
 
+def state_at_scale(work: Path, socket: str, sizes: list[int], concurrency: int,
+                   rounds: int) -> None:
+    """Part 3: per-instance seconds per phase for each N, squadnb and the raw floor, with the ratio
+    to the first N; state-file bytes and write time per instance."""
+    per: dict[str, dict[int, dict[str, float]]] = {"squadnb": {}, "floor": {}}
+    state: dict[int, tuple[float, float]] = {}
+    for n in sizes:
+        samples: dict[str, list[dict[str, float]]] = {"squadnb": [], "floor": []}
+        for r in range(rounds):
+            for kind in ("squadnb", "floor"):
+                place = work / f"scale-{kind}-{n}-{r}"
+                place.mkdir()
+                if kind == "floor":
+                    times = floor_round(place, socket, n)
+                else:
+                    written: dict[str, float] = {}
+                    times = squadnb_round(place, socket, n, concurrency, written)
+                    state[n] = (written["bytes"] / n / 1024, written["seconds"] / n * 1000)
+                samples[kind].append({p: t / n for p, t in times.items()})
+                print(f"N={n:<4d} round {r + 1} {kind:8s} "
+                      + "  ".join(f"{p} {times[p]:.2f}s" for p in PHASES), flush=True)
+        for kind in per:
+            per[kind][n] = {p: statistics.median(s[p] for s in samples[kind]) for p in PHASES}
+    base, last = sizes[0], sizes[-1]
+    for kind in per:
+        print(f"\n{kind}: seconds per instance by phase (ratio to N={base}), concurrency "
+              f"{concurrency}, median of {rounds} rounds")
+        print(f"{'N':>4s} " + " ".join(f"{p:>15s}" for p in PHASES)
+              + (f" {'state KB/inst':>13s} {'write ms/inst':>13s}" if kind == "squadnb" else ""))
+        for n in sizes:
+            cells = [f"{per[kind][n][p]:.3f} ({per[kind][n][p] / per[kind][base][p]:.2f}x)"
+                     for p in PHASES]
+            extra = f" {state[n][0]:13.1f} {state[n][1]:13.1f}" if kind == "squadnb" else ""
+            print(f"{n:>4d} " + " ".join(f"{c:>15s}" for c in cells) + extra)
+    for phase in ("start", "kill"):
+        ours = per["squadnb"][last][phase] / per["squadnb"][base][phase]
+        floor = per["floor"][last][phase] / per["floor"][base][phase]
+        print(f"{phase} per instance at N={last}: squadnb {ours:.2f}x of N={base} (target <= 1.2x), "
+              f"the raw floor {floor:.2f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scale", default="20,100,200",
+                        help="instance counts of the state-at-scale part (the first is the baseline)")
+    parser.add_argument("--only", choices=["floor", "scaling", "scale"],
+                        help="run one part: the floor comparison, start scaling, or state at scale")
     args = parser.parse_args()
     socket = f"squadnb-bench-{os.getpid()}"
-    runs: dict[str, list[dict[str, float]]] = {"squadnb": [], "floor": []}
     try:
         with tempfile.TemporaryDirectory(prefix="squadnb-bench-") as tmp:
-            for r in range(args.rounds):
-                for kind in ("squadnb", "floor"):
-                    work = Path(tmp) / f"{kind}-{r}"
-                    work.mkdir()
-                    times = (squadnb_round(work, socket, args.instances, args.concurrency)
-                             if kind == "squadnb" else floor_round(work, socket, args.instances))
-                    runs[kind].append(times)
-                    print(f"round {r + 1} {kind:8s} " + "  ".join(f"{p} {times[p]:.2f}s" for p in PHASES),
-                          flush=True)
-            print(f"\n{args.instances} demo instances, concurrency {args.concurrency}, median of "
-                  f"{args.rounds} rounds (seconds)")
-            print(f"{'phase':8s} {'squadnb':>8s} {'floor':>8s} {'ratio':>6s}")
-            worst = 0.0
-            for phase in PHASES:
-                ours = statistics.median(t[phase] for t in runs["squadnb"])
-                floor = statistics.median(t[phase] for t in runs["floor"])
-                worst = max(worst, ours / floor)
-                print(f"{phase:8s} {ours:8.2f} {floor:8.2f} {ours / floor:5.2f}x")
-            print(f"worst ratio {worst:.2f}x (target <= 1.5x)")
-            scaling = start_scaling(Path(tmp), socket, args.instances, args.concurrency)
-            one, many = scaling[1], scaling[args.concurrency]
-            print(f"\n{args.instances} starts on a 2,000-file repository: concurrency "
-                  f"{args.concurrency} {many:.2f}s, concurrency 1 {one:.2f}s, speed-up {one / many:.2f}x "
-                  "(target >= 1.5x)")
+            if args.only in (None, "floor"):
+                floor_comparison(Path(tmp), socket, args)
+            if args.only in (None, "scaling"):
+                scaling = start_scaling(Path(tmp), socket, args.instances, args.concurrency)
+                one, many = scaling[1], scaling[args.concurrency]
+                print(f"\n{args.instances} starts on a 2,000-file repository: concurrency "
+                      f"{args.concurrency} {many:.2f}s, concurrency 1 {one:.2f}s, speed-up "
+                      f"{one / many:.2f}x (target >= 1.5x)")
+            if args.only in (None, "scale"):
+                print()
+                state_at_scale(Path(tmp), socket, [int(n) for n in args.scale.split(",")],
+                               args.concurrency, args.rounds)
     finally:
-        run_sync(Tmux(socket).kill_server())  # also removes the socket file tmux leaves
+        for server in (socket, f"{socket}-floor"):
+            run_sync(Tmux(server).kill_server())  # also removes the socket file tmux leaves
     return 0
+
+
+def floor_comparison(tmp: Path, socket: str, args: argparse.Namespace) -> None:
+    """Part 1: squadnb against the raw-command floor, alternating, ``args.rounds`` times."""
+    runs: dict[str, list[dict[str, float]]] = {"squadnb": [], "floor": []}
+    for r in range(args.rounds):
+        for kind in ("squadnb", "floor"):
+            work = tmp / f"{kind}-{r}"
+            work.mkdir()
+            times = (squadnb_round(work, socket, args.instances, args.concurrency)
+                     if kind == "squadnb" else floor_round(work, socket, args.instances))
+            runs[kind].append(times)
+            print(f"round {r + 1} {kind:8s} " + "  ".join(f"{p} {times[p]:.2f}s" for p in PHASES),
+                  flush=True)
+    print(f"\n{args.instances} demo instances, concurrency {args.concurrency}, median of "
+          f"{args.rounds} rounds (seconds)")
+    print(f"{'phase':8s} {'squadnb':>8s} {'floor':>8s} {'ratio':>6s}")
+    worst = 0.0
+    for phase in PHASES:
+        ours = statistics.median(t[phase] for t in runs["squadnb"])
+        floor = statistics.median(t[phase] for t in runs["floor"])
+        worst = max(worst, ours / floor)
+        print(f"{phase:8s} {ours:8.2f} {floor:8.2f} {ours / floor:5.2f}x")
+    print(f"worst ratio {worst:.2f}x (target <= 1.5x)")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ squadnb does not know (a newer ``cs``) are kept as they are.
 takes every queued change at once, merges each into the entry on disk field by field
 (:func:`merge_entry`: a write changes only what its caller changed, and an observation never
 overwrites a newer status written by another process), and replaces the files atomically (temp file
-+ fsync + rename + fsync of the directory) under an exclusive ``fcntl`` lock on the lock file. Changes
++ fsync + rename) under an exclusive ``fcntl`` lock on the lock file. Changes
 queued while a write is in flight share the next write. The text of unchanged entries is kept from
 the last read or write, so a write re-serialises only the changed instances; diff text is capped at
 :data:`DIFF_TEXT_LIMIT` characters per entry (the counts are always kept).
@@ -40,6 +40,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -366,15 +367,16 @@ def write_private(path: Path, data: bytes | str) -> None:
         raise StateWriteError(f"writing {path} failed: {exc.strerror or exc}") from exc
 
 
-def _replace(path: Path, text: str) -> int:
-    """Replace ``path`` atomically with ``text`` (temp + fsync + rename + fsync of the directory) and
-    return the bytes written. A symlink is written through (its target is replaced); an existing
-    file's mode is kept, a new one is 0600. Raises ``OSError``; a temp file is never left behind."""
+def _replace(path: Path, text: str, new_mode: int = 0o600) -> int:
+    """Replace ``path`` atomically with ``text`` (temp file + fsync + rename) and return the bytes
+    written. A symlink is written through (its target is replaced); an existing
+    file's mode is kept, a new one gets ``new_mode``. Raises ``OSError``; a temp file is never left
+    behind."""
     target = Path(os.path.realpath(path))
     try:
         mode = os.stat(target).st_mode & 0o7777
     except FileNotFoundError:
-        mode = 0o600
+        mode = new_mode
     data = text.encode("utf-8")
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
@@ -387,16 +389,13 @@ def _replace(path: Path, text: str) -> int:
             os.fsync(fd)
         finally:
             os.close(fd)
+        # The directory is not fsync'd (it costs as much again): a SIGKILL cannot lose a rename, and
+        # a power cut at worst keeps the previous complete file, never a torn one.
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
     return len(data)
 
 
@@ -528,7 +527,8 @@ def _stat_key(path: Path) -> tuple[int, ...] | None:
 
 class Store:
     """The files of one home directory. Thread-safe; one writer thread per store while changes are
-    queued. ``bytes_written`` and ``writes`` count the state files written (for benchmarks)."""
+    queued. ``bytes_written``, ``writes`` and ``seconds_writing`` count the state files written and
+    the time spent writing them (for benchmarks)."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -539,6 +539,7 @@ class Store:
         self.pins_path = home / "pins.json"
         self.bytes_written = 0
         self.writes = 0
+        self.seconds_writing = 0.0
         self._docs: dict[Path, _Doc] = {}
         self._guard = threading.Lock()      # the cached documents
         self._wake = threading.Condition()  # the queue and the writer thread
@@ -701,6 +702,7 @@ class Store:
         return Stored(merged, bool(target))
 
     def _save(self, path: Path, doc: _Doc) -> None:
+        begun = time.perf_counter()
         try:
             written = _replace(path, doc.render())
         except OSError as exc:
@@ -709,6 +711,7 @@ class Store:
         self._docs[path] = doc
         self.bytes_written += written
         self.writes += 1
+        self.seconds_writing += time.perf_counter() - begun
 
     # ------------------------------------------------------------------ pins
     def _pins(self) -> set[str]:
@@ -727,11 +730,16 @@ class Store:
         return set(raw.get("pinned", [])) if raw else set()
 
     def _save_pins(self, titles: set[str]) -> None:
+        self._write(self.pins_path, {"pinned": sorted(titles)})
+
+    def _write(self, path: Path, data: Any, mode: int = 0o600) -> None:
+        """Replace ``path`` (a file of the home squadnb owns: pins, transitions) with ``data`` as
+        indented JSON, atomically; a new file gets ``mode``, an existing one keeps its own. Call with
+        the lock held. Raises :class:`StateWriteError` naming the file."""
         try:
-            _replace(self.pins_path, json.dumps({"pinned": sorted(titles)}, indent=2,
-                                                ensure_ascii=False) + "\n")
+            _replace(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", new_mode=mode)
         except OSError as exc:
-            raise StateWriteError(f"writing {self.pins_path} failed: {exc.strerror or exc}") from exc
+            raise StateWriteError(f"writing {path} failed: {exc.strerror or exc}") from exc
 
     def load_pins(self) -> set[str]:
         """The titles in ``pins.json`` (empty when there is no file). Raises :class:`StateFileError`
@@ -770,11 +778,7 @@ class Store:
             except OSError as exc:
                 raise StateFileError(f"cannot read {self.config_path}: {exc.strerror or exc}") from exc
             if data is None:
-                try:
-                    _replace(self.config_path, json.dumps(defaults, indent=2) + "\n")
-                except OSError as exc:
-                    raise StateWriteError(f"writing {self.config_path} failed: "
-                                          f"{exc.strerror or exc}") from exc
+                self._write(self.config_path, defaults)
                 return defaults
         loaded = _parse(self.config_path, data)
         try:

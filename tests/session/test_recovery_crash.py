@@ -1,0 +1,101 @@
+"""Crash tests: a child Python process runs real batches of demo agents (start, prompt, then pause and
+resume over and over) and is SIGKILLed at a few delays, either alone (its git and tmux children run
+on) or with every process it spawned (git children killed mid-write). A new Squad, as a fresh process
+sees the home, must recover every instance with the next call, and every file a demo agent wrote must
+be in its worktree or on its branch tip."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import git, wait_for
+
+import squadnb
+from squadnb.session import Squad, Status
+
+DRIVER = """
+import sys
+from squadnb import BatchExecutor, BatchPauseOperation, BatchPromptOperation, BatchResumeOperation
+from squadnb import BatchStartOperation
+from squadnb.session import Squad
+squad = Squad(home=sys.argv[1], repo=sys.argv[2], tmux_socket=sys.argv[3])
+batch = BatchExecutor(max_concurrency=4)
+instances = squad.instances
+batch.execute(instances, BatchStartOperation(), progress=False)
+batch.execute(instances, BatchPromptOperation("write your file"), progress=False)
+while True:
+    batch.execute(instances, BatchPauseOperation(), progress=False)
+    batch.execute(instances, BatchResumeOperation(), progress=False)
+"""
+
+TITLES = ("crash-a", "crash-b", "crash-c")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (git and tmux clients the driver spawned in their own
+    sessions, which a killpg of its group would miss)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def written(worktree: str) -> dict[str, str]:
+    out = Path(worktree) / "demo-output"
+    return {p.name: p.read_text() for p in sorted(out.glob("*.txt"))} if out.is_dir() else {}
+
+
+def on_branch(repo: Path, branch: str) -> dict[str, str]:
+    names = git(repo, "ls-tree", "-r", "--name-only", branch, "--", "demo-output").split()
+    return {Path(n).name: git(repo, "show", f"{branch}:{n}") for n in names}
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.6, 1.4])
+@pytest.mark.parametrize("kill", ["driver", "group"])
+def test_a_batch_killed_at_any_point_is_recovered_without_losing_work(
+        squad: Squad, git_repo: Path, tmux_socket: str, kill: str, delay: float) -> None:
+    for title in TITLES:
+        squad.new(title)
+    env = {**os.environ, "PYTHONPATH": str(Path(squadnb.__file__).parent.parent)}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(squad.home), squad.repo, tmux_socket],
+                              env=env, start_new_session=True)
+    try:
+        # every agent has written its file: from here on the driver pauses and resumes
+        wait_for(lambda: len(list(squad.worktrees_dir.rglob("demo-output/1.txt"))) == len(TITLES),
+                 timeout=60, what="every agent's first file")
+        time.sleep(delay)  # the point of the crash: a fixed point in the batch, not a wait for tmux
+    finally:
+        victims = [driver.pid] + (descendants(driver.pid) if kill == "group" else [])
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        driver.wait()
+    fresh = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)
+    for title in TITLES:
+        inst = fresh[title]
+        if inst.status is not Status.PAUSED:
+            inst.pause()  # the next call: finishes whatever the driver was doing, then pauses
+        assert inst.status is Status.PAUSED
+        assert on_branch(git_repo, inst.branch).get("1.txt") == "write your file", title
+        inst.resume()
+        assert inst.status is Status.RUNNING and written(inst.worktree_path).get("1.txt") \
+            == "write your file"
+    assert not fresh._intents.load()
