@@ -452,6 +452,10 @@ def test_argparse_errors_exit_2(cli: Cli) -> None:
         done = cli(*argv)
         assert done.returncode == 2 and re.search(r"^squadnb( \w+)?: error: ", done.stderr, re.M), argv
     assert cli("--help").returncode == 0
+    for argv in (("q" * 300,), ("start", "--all", "--concurrency", "q" * 300),
+                 ("start", "--all", "--timeout", "-" + "9" * 300)):
+        done = cli(*argv)
+        assert done.returncode == 2 and "q" * 81 not in done.stderr and "9" * 81 not in done.stderr
 
 
 def test_kill_with_unsaved_work_needs_force(cli: Cli) -> None:
