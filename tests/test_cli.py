@@ -721,3 +721,21 @@ def test_fan_out_and_push(cli: Cli, tmp_path: Path) -> None:
                             text=True, check=True).stdout.strip()
     assert pushed == record["value"]
     assert cli("fan-out", group, "0", "x").returncode == 2
+
+
+def test_doctor_reports_and_repairs(cli: Cli) -> None:
+    (a,) = cli.started("a")
+    stray = cli.home / "worktrees" / "left-behind"
+    stray.mkdir(parents=True)
+    (stray / "notes.txt").write_text("keep me\n")
+    done = cli("doctor", "--json")
+    assert done.returncode == 1, done.stderr  # a finding is left
+    findings = json.loads(done.stdout)
+    assert [(f["kind"], f["repaired"]) for f in findings] == [("stray directory", False)]
+    assert stray.exists()
+    repaired = cli.json("doctor", "--repair")
+    assert [(f["kind"], f["repaired"]) for f in repaired] == [("stray directory", True)]
+    assert not stray.exists()
+    assert [p.read_text() for p in (cli.home / "lost+found").rglob("notes.txt")] == ["keep me\n"]
+    assert cli.ok("doctor").stdout.strip() == "no findings"
+    assert cli.ls()[a]["alive"]

@@ -1,5 +1,5 @@
 """The batch commands (``ls new start pause resume kill prompt push diff preview fan-out history
-resume-batch``): open the squad, pick
+resume-batch doctor``): open the squad, pick
 the targets, run one operation over them on a :class:`~squadnb.BatchExecutor`, print the records.
 
 Imported only once a command runs (``squadnb --help`` never loads it, nor the engine and pandas it
@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from squadnb._loop import run_sync
@@ -20,7 +19,6 @@ from squadnb.cli import where
 from squadnb.cli.output import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError, clip, emit_frame,
                                 emit_result, error, one_line, printable, progress, result_table)
 from squadnb.engine.executor import BatchExecutor
-from squadnb.engine.journal import Journal
 from squadnb.engine.operation import Operation
 from squadnb.engine.result import instance_label
 from squadnb.errors import BatchInterrupted, RollbackIncomplete, SquadError, TransactionError
@@ -32,9 +30,10 @@ from squadnb.session.squad import Squad
 if TYPE_CHECKING:
     import pandas as pd
 
+    from squadnb.engine.journal import Journal
     from squadnb.engine.result import PartialResult
 
-__all__ = ["batch", "diff", "fan_out", "history", "journal_of", "ls", "new", "open_squad", "preview",
+__all__ = ["batch", "diff", "doctor", "fan_out", "history", "ls", "new", "open_squad", "preview",
            "push", "resume_batch", "transaction_message"]
 
 
@@ -105,11 +104,6 @@ def _executor(args: argparse.Namespace) -> BatchExecutor:
                          max_failures=args.max_failures, rate=args.rate)
 
 
-def journal_of(squad: Squad) -> Journal:
-    """The home's batch journal, ``<home>/history.sqlite`` (created on first use)."""
-    return Journal(Path(squad.home) / "history.sqlite")
-
-
 def _run_batch(args: argparse.Namespace, squad: Squad, instances: list[Instance], operation: Any,
                show: Callable[[PartialResult], None] | None = None, *, journaled: bool = True) -> int:
     """Run ``operation`` over ``instances`` as the options say; print the result (``show(result)``,
@@ -126,7 +120,7 @@ def _run_batch(args: argparse.Namespace, squad: Squad, instances: list[Instance]
         return EXIT_OK
     if args.command == "kill":
         _confirm_kill(args, instances)
-    journal = journal_of(squad) if journaled else None
+    journal = squad.journal if journaled else None  # <home>/history.sqlite
     try:
         return _run(args, executor, instances, operation, show, journal)
     finally:
@@ -213,14 +207,16 @@ def batch(args: argparse.Namespace) -> int:
 
 
 def diff_records(result: PartialResult, *, content: bool = False) -> pd.DataFrame:
-    """A diff batch's records: ``to_dataframe()`` with its ``value`` (the DiffStats) spread into
-    ``added``, ``removed`` (and ``content`` when asked: the patch text), NA where it failed."""
-    frame = result.to_dataframe()
-    stats = frame.pop("value")
-    fields = ("added", "removed", "content") if content else ("added", "removed")
+    """A diff batch's records: ``to_dataframe(values=True)``, its ``value`` (the DiffStats) spread
+    into ``added`` and ``removed`` (and ``content``, the patch text, when asked), NA where it
+    failed; the ``value`` column itself is dropped."""
+    frame = result.to_dataframe(values=True)
+    fields = ["added", "removed", "content"]
     for name in fields:
-        frame[name] = [getattr(s, name, None) for s in stats]
-    return frame
+        if name not in frame:  # no instance succeeded: no value had the field
+            frame[name] = None
+    dropped = ["value", *([] if content else ["content"])]
+    return frame.drop(columns=dropped)
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -277,12 +273,12 @@ def fan_out(args: argparse.Namespace) -> int:
 
 def history(args: argparse.Namespace) -> int:
     """``squadnb history [BATCH_ID]``: the home's journaled batches, or one batch's outcomes."""
-    with journal_of(open_squad(args)) as journal:
+    with open_squad(args).journal as journal:
         if args.batch_id is None:
             frame = journal.batches()
             if not (args.json or args.csv):
                 frame = frame.drop(columns=["parameters"])
-            emit_frame(args, frame)
+            emit_frame(args, frame, empty="no batches")
             return EXIT_OK
         frame = journal.results(args.batch_id)
     if args.json or args.csv:
@@ -298,7 +294,7 @@ def resume_batch(args: argparse.Namespace) -> int:
     squad = open_squad(args)
     squad.refresh()
     executor = _executor(args)
-    with journal_of(squad) as journal:
+    with squad.journal as journal:
         try:
             result = executor.resume(journal, args.batch_id, squad.instances, progress=progress(),
                                      deadline=args.deadline)
@@ -312,6 +308,15 @@ def resume_batch(args: argparse.Namespace) -> int:
     if result.batch_id is not None and not (args.json or args.csv):
         print(f"batch {result.batch_id} (resumed {args.batch_id})")
     return EXIT_FAILED if result.failures else EXIT_OK
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """``squadnb doctor [--repair]``: what the home's files, tmux, git and the disk disagree on
+    (``squad.doctor()``'s findings); with ``--repair``, fixed where that loses no work. Exit 0 when
+    nothing is left to fix, 1 when a finding remains."""
+    frame = open_squad(args).doctor(repair=args.repair)
+    emit_frame(args, frame, empty="no findings")
+    return EXIT_OK if bool(frame["repaired"].all()) else EXIT_FAILED
 
 
 # -- kill's guard ----------------------------------------------------------------------------------

@@ -156,9 +156,9 @@ def result_table(frame: pd.DataFrame) -> str:
     return text_table(shown)
 
 
-def emit_frame(args: argparse.Namespace, frame: pd.DataFrame) -> None:
-    """Print ``frame`` as the output options say: JSON records, CSV, or a text table (``no
-    instances`` when empty)."""
+def emit_frame(args: argparse.Namespace, frame: pd.DataFrame, empty: str = "no instances") -> None:
+    """Print ``frame`` as the output options say: JSON records, CSV, or a text table (``empty``
+    when it has no rows)."""
     import json
 
     if args.json:
@@ -170,7 +170,7 @@ def emit_frame(args: argparse.Namespace, frame: pd.DataFrame) -> None:
         frame_out.map(lambda v: printable(v, keep="\n\t") if isinstance(v, str) else v) \
             .to_csv(sys.stdout, index=False)
     elif frame.empty:
-        print("no instances")
+        print(empty)
     else:
         print(text_table(flat(frame)))
 

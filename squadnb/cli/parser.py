@@ -210,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds for the whole batch; unfinished instances are cancelled")
     sub.set_defaults(handler="commands:resume_batch")
 
+    sub = commands.add_parser("doctor", help="what the home's files, tmux and git disagree on",
+                              parents=common)
+    sub.add_argument("--repair", action="store_true",
+                     help="fix what can be fixed without losing work (uncommitted work is committed "
+                     "first; branches and paths outside the home are only reported)")
+    sub.set_defaults(handler="commands:doctor")
+
     sub = commands.add_parser("diff", help="lines added and removed per instance", parents=common)
     _add_targets(sub)
     _add_batch_options(sub, changes_state=False)
