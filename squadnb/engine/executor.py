@@ -15,7 +15,8 @@ cancels them. Either way every instance gets a result.
 An instance whose type defines ``__squadnb_run__(instance, phase, operation)`` runs its phases itself:
 the executor (and a plan) awaits that, with ``phase`` one of ``"validate"``, ``"execute"``,
 ``"verify"``, instead of calling the operation's method on it, and keeps everything else (timeout,
-cancellation, results; a rollback is the ``execute`` of its rollback batch). ``squadnb.distributed.RemoteInstance`` uses it
+cancellation, results; a rollback is the ``execute`` of its rollback batch). The hook runs the phase
+as the engine would, ``verify`` through ``verify_op`` (which records ``verified``). ``squadnb.distributed.RemoteInstance`` uses it
 to run the operation on the instance's own host; the engine stays ignorant of Dask.
 """
 

@@ -322,6 +322,12 @@ class Git:
                 removed.append(path)
         return removed, kept
 
+    async def branches(self, repo: str, prefix: str) -> list[str]:
+        """The local branches whose names start with ``prefix`` (a directory such as ``alice/``)."""
+        pattern = f"refs/heads/{prefix.rstrip('/')}/" if prefix.rstrip("/") else "refs/heads/"
+        done = await self._check(repo, "for-each-ref", "--format=%(refname:short)", pattern)
+        return done.stdout.split()
+
     async def delete_branch(self, repo: str, branch: str) -> None:
         """``branch -D``; a branch that is already gone is not an error."""
         async with self.lock(repo):
@@ -435,6 +441,14 @@ class Git:
         """The commit ``branch`` points at; :class:`GitError` when there is no such branch."""
         done = await self._check(repo, "rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}")
         return done.stdout.strip()
+
+    async def remote_branch_sha(self, repo: str, remote: str, branch: str) -> str | None:
+        """The commit ``branch`` points at on ``remote`` (``ls-remote``: asks the remote itself, a
+        read), None when the remote has no such branch; :class:`GitError` when it cannot be read."""
+        ref = f"refs/heads/{branch}"
+        out = (await self._check(repo, "ls-remote", "--heads", remote, ref)).stdout
+        return next((line.split("\t", 1)[0] for line in out.splitlines()
+                     if line.endswith(f"\t{ref}")), None)
 
     async def push(self, repo: str, remote: str, branch: str) -> None:
         """``push --set-upstream <remote> refs/heads/<branch>:refs/heads/<branch>``. Holds the

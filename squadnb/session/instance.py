@@ -495,6 +495,17 @@ class Instance:
         self.squad._intents.end(self.title)
         return intent.action
 
+    async def _arecover(self) -> None:
+        """``squad.doctor(repair=True)``'s repair of this instance: finish an interrupted
+        transition, or remove what an interrupted start left."""
+        async with self._lock:
+            with self._failing("recover"):
+                await self.squad._aguard_claude_squad()
+                if self.started:
+                    await self._recover()
+                else:
+                    await self._clean_interrupted_start()
+
     # ------------------------------------------------------------------ pause / resume
     def pause(self) -> PauseReport | None:
         return run_sync(self.apause())

@@ -110,7 +110,7 @@ class Squad:
         self.session_name_for = naming
         self.ready_timeout = 30.0
         #: seconds a pasted prompt has to show up (the demo agent's receipt, or a change of the pane)
-        self.delivery_timeout = 10.0
+        self.delivery_timeout = 30.0
         self._store = Store(self.home)
         self._intents = Intents(self._store)
         self.config = self._store.load_config()
@@ -552,6 +552,30 @@ class Squad:
             if isinstance(outcome, BaseException) and not isinstance(outcome, StateFileError):
                 raise outcome
         _raise_first([outcome for outcome in outcomes if isinstance(outcome, StateFileError)])
+
+    def doctor(self, repair: bool = False) -> pd.DataFrame:
+        return run_sync(self.adoctor(repair))
+
+    @on_loop
+    async def adoctor(self, repair: bool = False) -> pd.DataFrame:
+        """Compare the home's files with tmux sessions, git worktrees and branches and the disk: one
+        row per finding (``kind, instance, path, detail, repaired``) — orphan session, orphan
+        worktree, stray directory, orphan branch, half-done transition, stale lock, outside the
+        home (the table and the rules are in :mod:`squadnb.session._doctor`).
+
+        With ``repair=True`` it fixes what it can without deleting work: interrupted transitions are
+        finished, an orphan worktree's uncommitted changes are committed to its branch before it is
+        removed, unknown directories go to ``<home>/lost+found/``, an orphan session's history is
+        saved before it is ended, stale git locks (no live holder) are removed; branches and paths
+        outside the home are only reported. Raises :class:`StateFileError` when a file of the home
+        cannot be read."""
+        import pandas as pd
+
+        from squadnb.session._doctor import COLUMNS, examine
+
+        rows = await examine(self, repair)
+        return pd.DataFrame([[getattr(r, c) for c in COLUMNS] for r in rows],
+                            columns=list(COLUMNS)).astype({"repaired": "bool"})
 
     def kill_server(self) -> None:
         return run_sync(self.akill_server())

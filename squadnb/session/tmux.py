@@ -154,6 +154,11 @@ class Tmux:
             return False
         return (await self._call("has-session", "-t", f"={name}")).ok
 
+    async def sessions(self) -> list[str]:
+        """The names of every session on this server (empty when it is not running)."""
+        done = await self._call("list-sessions", "-F", "#{session_name}")
+        return done.stdout.split() if done.ok else []
+
     def _state_query(self, name: str) -> list[str]:
         """``display-message`` of the pane state, behind a ``has-session``: tmux 3.3a answers a
         ``display-message`` on a missing session with exit status 0 and an empty line, while a failed

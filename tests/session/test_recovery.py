@@ -301,3 +301,83 @@ def test_a_session_left_alive_by_claude_squads_pause_is_ended_on_resume(
     inst.resume()
     assert inst.status is Status.RUNNING
     wait_for(lambda: "demo>" in inst.preview(), what="the resumed demo agent")
+
+
+def test_doctor_reports_then_repairs_without_deleting_work(squad: Squad, git_repo: Path,
+                                                           tmux_socket: str) -> None:
+    healthy = squad.new("healthy")
+    healthy.start()
+    half = squad.new("half paused")
+    half.start()
+    (Path(half.worktree_path) / "half.txt").write_text("half\n")
+    record(squad, "half paused", "pause")
+    # a worktree no instance records, with uncommitted work on its own branch
+    orphan = squad.worktrees_dir / "test" / "orphan_1"
+    git(git_repo, "worktree", "add", "-q", "-b", "test/orphan", str(orphan))
+    (orphan / "orphan-work.txt").write_text("precious\n")
+    git(git_repo, "branch", "test/leftover")
+    stray = squad.worktrees_dir / "junk_2"
+    stray.mkdir(parents=True)
+    (stray / "note.txt").write_text("keep me\n")
+    tmux(tmux_socket, "new-session", "-d", "-s", squad.session_name_for("ghost"), "sleep 60")
+    (git_repo / ".git" / "packed-refs.lock").write_text("")
+
+    report = squad.doctor()
+    assert list(report.columns) == ["kind", "instance", "path", "detail", "repaired"]
+    kinds = set(zip(report["kind"], report["instance"]))
+    assert ("half-done transition", "half paused") in kinds
+    assert {"orphan worktree", "orphan branch", "stray directory", "orphan session",
+            "stale lock"} <= set(report["kind"])
+    assert not report["repaired"].any()
+    assert "leftover" in " ".join(report["path"]) and orphan.is_dir()  # nothing touched
+
+    fixed = squad.doctor(repair=True)
+    repaired = dict(zip(fixed["kind"], fixed["repaired"]))
+    assert repaired["half-done transition"] and repaired["orphan worktree"]
+    assert repaired["stray directory"] and repaired["orphan session"]
+    assert not (git_repo / ".git" / "packed-refs.lock").exists()  # by the finished pause, or by itself
+    assert not repaired["orphan branch"]
+    assert fresh(squad)["half paused"].status is Status.PAUSED
+    assert "half.txt" in on_branch(git_repo, "test/half-paused")
+    assert not orphan.exists() and git(git_repo, "show", "test/orphan:orphan-work.txt") == "precious\n"
+    assert {"test/leftover", "test/orphan"} <= branches(git_repo)
+    assert (squad.home / "lost+found" / "junk_2" / "note.txt").read_text() == "keep me\n"
+    assert squad.session_name_for("ghost") not in tmux_sessions(tmux_socket)
+    assert healthy.tmux_alive()
+    again = squad.doctor()
+    assert set(again["kind"]) <= {"orphan branch"}
+
+
+def test_doctor_reports_an_entry_outside_the_home_and_leaves_it(squad: Squad, tmp_path: Path) -> None:
+    inst = squad.new("elsewhere")
+    inst.start()
+    state = squad.home / "state.json"
+    data = json.loads(state.read_text())
+    real = data["instances"][0]["worktree"]["worktree_path"]
+    data["instances"][0]["worktree"]["worktree_path"] = str(tmp_path)
+    state.write_text(json.dumps(data))
+    report = fresh(squad).doctor(repair=True)
+    row = report[report["kind"] == "outside the home"].iloc[0]
+    assert row["instance"] == "elsewhere" and row["path"] == str(tmp_path) and not row["repaired"]
+    data["instances"][0]["worktree"]["worktree_path"] = real
+    state.write_text(json.dumps(data))
+
+
+def test_doctor_removes_only_stale_locks(squad: Squad, git_repo: Path) -> None:
+    squad.new("one").start()
+    stale = git_repo / ".git" / "packed-refs.lock"
+    stale.write_text("")
+    held = git_repo / ".git" / "config.lock"
+    holder = subprocess.Popen([sys.executable, "-c", f"import time; f=open({str(held)!r},'w'); "
+                               "print('ok', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        report = squad.doctor(repair=True)
+        locks = report[report["kind"] == "stale lock"]
+        assert locks["path"].tolist() == [str(stale)] and locks["repaired"].all()
+        assert not stale.exists() and held.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
+        held.unlink()
