@@ -38,10 +38,12 @@ result; Pause, Resume, Start and SendPrompt lose nothing and run on pinned insta
 
 from __future__ import annotations
 
+import asyncio
 import os
 import weakref
 from typing import Any, Awaitable, Mapping, Sequence
 
+from squadnb.engine._seconds import Seconds, check_timeout
 from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
 from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
 from squadnb.session import _postconditions as hold
@@ -50,8 +52,8 @@ from squadnb.session._input import check_prompt
 from squadnb.session.instance import Instance, PauseReport, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
-           "BatchPushOperation", "BatchResumeOperation", "BatchStartOperation", "CommandRun", "RunCommand", "status_name",
-           "with_batch_options"]
+           "BatchPushOperation", "BatchResumeOperation", "BatchStartOperation", "CommandRun",
+           "DiffOperation", "RunCommand", "status_name", "with_batch_options"]
 
 
 class _RemembersBefore:
@@ -274,9 +276,10 @@ class RunCommand(Operation):
     64 KB, with ``stdout_truncated`` / ``stderr_truncated`` saying so).
 
     :param command: a string runs under ``sh -c``; a sequence (argv) runs as is, with no shell.
-    :param timeout: seconds after which the command and every process it started are killed (its
-        own process group), and the instance fails with :class:`~squadnb.errors.OperationTimeout`;
-        None: no limit of its own (the executor's timeout or a cancel kill the group the same way).
+    :param timeout: seconds (or a ``timedelta``) after which the command and every process it
+        started are killed (its own process group), and the instance fails with
+        :class:`~squadnb.errors.OperationTimeout`; None: no limit of its own (the executor's timeout
+        or a cancel kill the group the same way). Zero, negative, NaN or infinite: ``ValueError``.
     :param env: variables added to the environment (which also has ``$SQUADNB_MAIN``, the main
         checkout's path).
     :param check: a non-zero exit is the instance's failure, a
@@ -289,13 +292,11 @@ class RunCommand(Operation):
 
     name = "RunCommand"
 
-    def __init__(self, command: str | Sequence[str], *, timeout: float | None = None,
+    def __init__(self, command: str | Sequence[str], *, timeout: Seconds | None = None,
                  env: Mapping[str, str] | None = None, check: bool = True) -> None:
         command_argv(command)  # refuse an empty command now, not once per instance
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be positive seconds or None, not {timeout!r}")
         self.command = command
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout, "RunCommand's timeout")
         self.env = dict(env) if env is not None else None
         self.check = check
 
@@ -320,12 +321,12 @@ class RunCommand(Operation):
         return f"RunCommand({self.command!r})"
 
 
-class BatchPushOperation(Operation):
+class BatchPushOperation(_RemembersBefore, Operation):
     """Commit each instance's worktree changes on its branch (the commit pause makes, or
     ``message``) and push the branch to ``remote`` with its upstream set; the value is the pushed
     commit's sha. Works on running instances and on paused ones (no worktree: the branch is pushed as
-    it is). A push cannot be taken back from a remote: no rollback. The operation's name is
-    ``"Push"``.
+    it is). ``verify`` asks the remote (``ls-remote``) that it has the branch at that sha. A push
+    cannot be taken back from a remote: no rollback. The operation's name is ``"Push"``.
 
     :param remote: a remote's name or URL (a path to a bare repository works too).
     :param message: the commit message of uncommitted work; default pause's
@@ -344,7 +345,35 @@ class BatchPushOperation(Operation):
         instance.check("push")
 
     async def execute(self, instance: Instance) -> str:
-        return await instance.apush(self.remote, self.message)
+        sha = await instance.apush(self.remote, self.message)
+        self._remember(instance, sha)
+        return sha
+
+    async def verify(self, instance: Instance) -> None:
+        await hold.remote_has(instance, self.name, self.remote, self._recall(instance))
 
     async def rollback(self, instance: Instance) -> None:
         raise RollbackNotSupported(f"Push cannot be rolled back (instance {instance.title!r})")
+
+
+class DiffOperation(Operation):
+    """Read each instance's :class:`~squadnb.session.git.DiffStats` (its result's ``value``): lines
+    added and removed against the base commit, and the diff text. Reads only: no validation, no
+    rollback needed.
+
+    With ``until_changed=True`` (name ``"AwaitWork"``) it polls every ``poll_seconds`` until the
+    worktree has changes: the executor's timeout bounds the wait, and an instance whose agent never
+    changed anything is reported timed out.
+    """
+
+    def __init__(self, until_changed: bool = False, poll_seconds: float = 0.1) -> None:
+        self.until_changed = until_changed
+        self.poll_seconds = poll_seconds
+        self.name = "AwaitWork" if until_changed else "Diff"
+
+    async def execute(self, instance: Instance) -> Any:
+        while True:
+            stats = await instance.adiff_stats()
+            if not self.until_changed or stats.added or stats.removed:
+                return stats
+            await asyncio.sleep(self.poll_seconds)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -93,8 +95,10 @@ def test_an_empty_command_or_a_bad_timeout_is_refused_at_once() -> None:
     for command in ("", "  ", []):
         with pytest.raises(ValueError, match="empty"):
             RunCommand(command)
-    with pytest.raises(ValueError, match="timeout"):
-        RunCommand("true", timeout=0)
+    for timeout in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="RunCommand's timeout must be"):
+            RunCommand("true", timeout=timeout)
+    assert RunCommand("true", timeout=timedelta(minutes=2)).timeout == 120.0
 
 
 HANG = ("sleep 300 & echo $! >> {pids}; "          # a child that hangs, holding the output pipe
@@ -132,6 +136,29 @@ def test_a_cancelled_command_leaves_no_process_even_after_its_leader_exited(tmp_
         while not read_pids(pids):
             assert asyncio.get_running_loop().time() < deadline, "the command did not start"
             await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    child = read_pids(pids)[0]
+    wait_for(lambda: not alive(child), timeout=10, what=f"the child {child} to be gone")
+
+
+def test_a_command_cancelled_while_it_starts_leaves_no_process(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+
+    async def main() -> None:
+        task = asyncio.create_task(run_command(
+            ["sh", "-c", f"(sleep 300; echo late) & echo $! > {pids}; sleep 300"]))
+        for _ in range(2):  # the run starts its child (fork + exec happen in these steps) ...
+            await asyncio.sleep(0)
+        # ... and, the loop blocked, cannot go past waiting for the child's pipes: the cancel lands
+        # while asyncio is still starting the child
+        deadline = time.monotonic() + 30
+        while not read_pids(pids):
+            assert time.monotonic() < deadline, "the command did not start"
+            time.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

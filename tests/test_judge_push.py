@@ -11,7 +11,7 @@ from helpers import git
 
 from squadnb import BatchExecutor, BatchPushOperation
 from squadnb._loop import run_sync
-from squadnb.errors import GitError, InvalidState, RollbackNotSupported
+from squadnb.errors import GitError, InvalidState, RollbackNotSupported, VerificationError
 from squadnb.session import Squad
 
 
@@ -36,6 +36,7 @@ def test_push_commits_the_work_and_pushes_running_and_paused_instances(
         [running, paused, clean], BatchPushOperation(), progress=False)
     assert result.all_succeeded, result.error()
     assert result.to_dataframe()["operation"].tolist() == ["Push"] * 3
+    assert [r.verified for r in result.results] == [True] * 3  # ls-remote saw each pushed sha
     for inst, r in zip((running, paused, clean), result.results):
         assert git(origin, "rev-parse", f"refs/heads/{inst.branch}").strip() == r.value
         assert git(git_repo, "rev-parse", inst.branch).strip() == r.value
@@ -72,3 +73,21 @@ def test_push_refuses_new_instances_and_names_the_instance_when_git_fails(squad:
     fresh.start()
     with pytest.raises(GitError, match="instance 'fresh': push failed: git push failed: .*nowhere"):
         fresh.push("nowhere")
+
+
+def test_verify_asks_the_remote(squad: Squad, origin: Path) -> None:
+    inst = squad.new("checked")
+    inst.start()
+    Path(inst.worktree_path, "work.txt").write_text("work\n")
+    op = BatchPushOperation()
+    sha = run_sync(op.execute(inst))
+    run_sync(op.verify(inst))  # holds
+    assert run_sync(op.execute(inst)) == sha  # nothing new to commit
+    git(origin, "update-ref", f"refs/heads/{inst.branch}", f"{sha}^")  # the remote moved back
+    with pytest.raises(VerificationError, match=r"instance 'checked': after Push, branch "
+                                                r"'test/checked' on remote 'origin' is at \w{12}, "
+                                                r"not at the pushed \w{12}"):
+        run_sync(op.verify(inst))
+    git(origin, "update-ref", "-d", f"refs/heads/{inst.branch}")
+    with pytest.raises(VerificationError, match="remote 'origin' has no branch 'test/checked'"):
+        run_sync(op.verify(inst))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from squadnb.session.instance import Instance
 
 __all__ = ["agent_runs_in_worktree", "branch_holds", "no_branch", "no_session", "no_worktree",
-           "worktree_on_branch"]
+           "remote_has", "worktree_on_branch"]
 
 
 def _failed(instance: Instance, action: str, what: str) -> VerificationError:
@@ -101,3 +101,13 @@ async def branch_holds(instance: Instance, action: str, before: str | None, chan
     if changed and tip == before:
         raise _failed(instance, action, f"branch {instance.branch!r} holds no commit of the "
                                         "uncommitted changes its worktree had")
+
+
+async def remote_has(instance: Instance, action: str, remote: str, sha: str | None) -> None:
+    """``remote`` has the instance's branch at commit ``sha`` (what the push reported)."""
+    found = await instance.squad.git.remote_branch_sha(instance.repo_path, remote, instance.branch)
+    if found is None:
+        raise _failed(instance, action, f"remote {remote!r} has no branch {instance.branch!r}")
+    if sha is not None and found != sha:
+        raise _failed(instance, action, f"branch {instance.branch!r} on remote {remote!r} is at "
+                                        f"{found[:12]}, not at the pushed {sha[:12]}")

@@ -16,7 +16,7 @@ import contextlib
 import os
 import signal
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 __all__ = ["Completed", "Runner", "run_command"]
 
@@ -59,7 +59,7 @@ async def run_command(argv: Sequence[str], *, cwd: str | None = None,
     :raises asyncio.CancelledError: the awaiting task was cancelled; the child's whole process group
         was killed (SIGKILL) and the child reaped first.
     """
-    proc = await asyncio.create_subprocess_exec(
+    spawning = asyncio.ensure_future(asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
         env=dict(env) if env is not None else None,
@@ -67,24 +67,50 @@ async def run_command(argv: Sequence[str], *, cwd: str | None = None,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
+    ))
+    try:
+        proc = await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        # Cancelled while the child was starting (it may already run, and have started others):
+        # asyncio would kill the child alone, so let the start finish and kill its group.
+        await asyncio.shield(_kill_once_started(spawning, limit))
+        raise
     # Shielded: on a cancel the readers go on to the pipes' end (at once, once the group is
     # killed), so no pipe transport is left open.
-    reading = asyncio.ensure_future(asyncio.gather(
-        _drain(proc.stdout, limit), _drain(proc.stderr, limit), _feed(proc, input)))
+    reading = _reading(proc, input, limit)
     try:
         (out, out_cut), (err, err_cut), _ = await asyncio.shield(reading)
         returncode = await proc.wait()
     except BaseException:
-        # The group outlives its leader while a child it spawned lives: kill it even when the
-        # leader has exited (its id cannot be reused while the group has a member).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc)
         await asyncio.shield(_settle(proc, reading))
         raise
     return Completed(tuple(argv), returncode, out.decode("utf-8", "replace"),
                      err.decode("utf-8", "replace"), out_cut, err_cut)
+
+
+def _reading(proc: asyncio.subprocess.Process, input: bytes | None,
+             limit: int | None) -> asyncio.Future[list[Any]]:
+    assert proc.stdout is not None and proc.stderr is not None
+    return asyncio.ensure_future(asyncio.gather(
+        _drain(proc.stdout, limit), _drain(proc.stderr, limit), _feed(proc, input)))
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the child's process group. The group outlives its leader while a child it spawned
+    lives, so this works even when the leader has exited (its id cannot be reused meanwhile)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def _kill_once_started(spawning: asyncio.Future[asyncio.subprocess.Process],
+                             limit: int | None) -> None:
+    try:
+        proc = await spawning
+    except Exception:  # it never started: nothing to kill
+        return
+    _kill_group(proc)
+    await _settle(proc, _reading(proc, b"", limit))  # b"": close its stdin pipe, if it has one
 
 
 async def _settle(proc: asyncio.subprocess.Process, reading: asyncio.Future[object]) -> None:

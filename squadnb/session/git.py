@@ -455,6 +455,14 @@ class Git:
         done = await self._check(repo, "rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}")
         return done.stdout.strip()
 
+    async def remote_branch_sha(self, repo: str, remote: str, branch: str) -> str | None:
+        """The commit ``branch`` points at on ``remote`` (``ls-remote``: asks the remote itself, a
+        read), None when the remote has no such branch; :class:`GitError` when it cannot be read."""
+        ref = f"refs/heads/{branch}"
+        out = (await self._check(repo, "ls-remote", "--heads", remote, ref)).stdout
+        return next((line.split("\t", 1)[0] for line in out.splitlines()
+                     if line.endswith(f"\t{ref}")), None)
+
     async def push(self, repo: str, remote: str, branch: str) -> None:
         """``push --set-upstream <remote> refs/heads/<branch>:refs/heads/<branch>``. Holds the
         repository lock: setting the upstream writes ``.git/config``, and concurrent writers of it
