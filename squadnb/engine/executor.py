@@ -15,7 +15,8 @@ cancels them. Either way every instance gets a result.
 An instance whose type defines ``__squadnb_run__(instance, phase, operation)`` runs its phases itself:
 the executor (and a plan) awaits that, with ``phase`` one of ``"validate"``, ``"execute"``,
 ``"verify"``, instead of calling the operation's method on it, and keeps everything else (timeout,
-cancellation, results; a rollback is the ``execute`` of its rollback batch). ``squadnb.distributed.RemoteInstance`` uses it
+cancellation, results; a rollback is the ``execute`` of its rollback batch). The hook runs the phase
+as the engine would, ``verify`` through ``verify_op`` (which records ``verified``). ``squadnb.distributed.RemoteInstance`` uses it
 to run the operation on the instance's own host; the engine stays ignorant of Dask.
 """
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["BatchExecutor", "BatchFuture"]
 
 _CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
+_INTERRUPT_CHECK = 0.2  # seconds a sync call blocks on its batch between looks for a Ctrl-C
 _CANCELLED = "batch cancelled"
 _DEADLINE = "batch deadline passed"
 
@@ -406,6 +408,10 @@ class BatchFuture:
         """
         try:
             held.release()
+            # In slices: CPython runs a signal's handler between bytecodes, so a Ctrl-C landing just
+            # before one long blocking wait began would only be seen when the batch ended.
+            while not concurrent.futures.wait((self._future,), timeout=_INTERRUPT_CHECK).done:
+                pass
             return self._future.result()
         except KeyboardInterrupt:
             self.cancel()
@@ -480,7 +486,7 @@ class BatchExecutor:
 
     @max_failures.setter
     def max_failures(self, value: int | None) -> None:
-        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise ValueError(f"max_failures must be a whole number of at least 1 or None, got {value!r}")
         self._max_failures = None if value is None else int(value)
 

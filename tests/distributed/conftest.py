@@ -5,6 +5,7 @@ module; a test may start more workers (``cluster.start_worker``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -76,11 +77,11 @@ class Cluster:
         process.wait(30)
 
     def stop(self) -> None:
+        """Shut the scheduler and its workers down (SIGKILL what is still running 30 s later) and kill
+        the workers' tmux servers."""
         if self.client is not None:
-            self.client.close()
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
+            with contextlib.suppress(Exception):  # best effort: the processes are waited for below
+                self.client.shutdown()
         for name, process in self.processes.items():
             try:
                 process.wait(30)
