@@ -289,7 +289,8 @@ def test_json_records_are_complete(cli: Cli) -> None:
     for record in records:
         assert list(record) == RECORD_FIELDS
         assert record["operation"] == "Pause" and record["status"] == "succeeded" and record["ok"] is True
-        assert record["error"] is None and record["error_type"] is None and record["value"] is None
+        assert record["error"] is None and record["error_type"] is None
+        assert isinstance(record["value"], dict)  # what Pause returned (its archive), as JSON
         assert record["attempts"] == 1
         assert isinstance(record["elapsed"], float) and record["elapsed"] > 0
         assert datetime.fromisoformat(record["start_time"]).tzinfo is not None
