@@ -471,6 +471,7 @@ class Git:
         async with self.lock(repo):
             await self._check(repo, "push", "--quiet", "--set-upstream", remote, f"{ref}:{ref}")
 
+
 def same_path(a: str, b: str) -> bool:
     """True when ``a`` and ``b`` name the same place (symlinks resolved)."""
     return os.path.realpath(a) == os.path.realpath(b)
