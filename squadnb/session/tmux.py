@@ -145,7 +145,15 @@ class Tmux:
         for key, value in (env or {}).items():
             args += ["-e", f"{key}={value}"]
         args += [command, ";", "set-option", "-w", "-t", f"={name}:", "remain-on-exit", "on"]
-        await self._check(*args, what=f"tmux new-session {name!r}")
+        done = await self._call(*args)
+        if not done.ok and "server exited unexpectedly" in done.stderr:
+            # the server was shutting down (its last session had just ended) as this client
+            # connected; the next client starts a new server
+            done = await self._call(*args)
+        if not done.ok:
+            raise TmuxError(f"tmux new-session {name!r} failed: "
+                            f"{done.stderr.strip() or f'exit status {done.returncode}'}",
+                            done.argv, done.returncode, done.stderr)
 
     async def has_session(self, name: str) -> bool:
         """True if session ``name`` exists (False also when the server is not running, or when the

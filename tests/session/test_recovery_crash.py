@@ -96,7 +96,7 @@ def test_a_batch_killed_at_any_point_is_recovered_without_losing_work(
                               env=env, start_new_session=True)
     try:
         # every agent has written its file: from here on the driver pauses and resumes
-        wait_for(lambda: agents_done(squad, git_repo) == set(TITLES), timeout=90,
+        wait_for(lambda: agents_done(squad, git_repo) == set(TITLES), timeout=180,
                  what="every agent's first file")
         time.sleep(delay)  # the point of the crash: a fixed point in the batch, not a wait for tmux
     finally:
