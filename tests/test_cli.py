@@ -289,7 +289,8 @@ def test_json_records_are_complete(cli: Cli) -> None:
     for record in records:
         assert list(record) == RECORD_FIELDS
         assert record["operation"] == "Pause" and record["status"] == "succeeded" and record["ok"] is True
-        assert record["error"] is None and record["error_type"] is None and record["value"] is None
+        assert record["error"] is None and record["error_type"] is None
+        assert isinstance(record["value"], dict)  # what Pause returned (its archive), as JSON
         assert record["attempts"] == 1
         assert isinstance(record["elapsed"], float) and record["elapsed"] > 0
         assert datetime.fromisoformat(record["start_time"]).tzinfo is not None
@@ -452,6 +453,10 @@ def test_argparse_errors_exit_2(cli: Cli) -> None:
         done = cli(*argv)
         assert done.returncode == 2 and re.search(r"^squadnb( \w+)?: error: ", done.stderr, re.M), argv
     assert cli("--help").returncode == 0
+    for argv in (("q" * 300,), ("start", "--all", "--concurrency", "q" * 300),
+                 ("start", "--all", "--timeout", "-" + "9" * 300)):
+        done = cli(*argv)
+        assert done.returncode == 2 and "q" * 81 not in done.stderr and "9" * 81 not in done.stderr
 
 
 def test_kill_with_unsaved_work_needs_force(cli: Cli) -> None:

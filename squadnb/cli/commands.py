@@ -207,14 +207,16 @@ def batch(args: argparse.Namespace) -> int:
 
 
 def diff_records(result: PartialResult, *, content: bool = False) -> pd.DataFrame:
-    """A diff batch's records: ``to_dataframe()`` with its ``value`` (the DiffStats) spread into
-    ``added``, ``removed`` (and ``content`` when asked: the patch text), NA where it failed."""
-    frame = result.to_dataframe()
-    stats = frame.pop("value")
-    fields = ("added", "removed", "content") if content else ("added", "removed")
+    """A diff batch's records: ``to_dataframe(values=True)``, its ``value`` (the DiffStats) spread
+    into ``added`` and ``removed`` (and ``content``, the patch text, when asked), NA where it
+    failed; the ``value`` column itself is dropped."""
+    frame = result.to_dataframe(values=True)
+    fields = ["added", "removed", "content"]
     for name in fields:
-        frame[name] = [getattr(s, name, None) for s in stats]
-    return frame
+        if name not in frame:  # no instance succeeded: no value had the field
+            frame[name] = None
+    dropped = ["value", *([] if content else ["content"])]
+    return frame.drop(columns=dropped)
 
 
 def diff(args: argparse.Namespace) -> int:

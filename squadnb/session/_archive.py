@@ -15,7 +15,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from squadnb.session._storage import private_dir
+from squadnb.session._storage import private_dir, write_private
 
 __all__ = ["LIMIT", "Packed", "pack", "unpack"]
 
@@ -47,7 +47,10 @@ def pack(worktree: str, files: list[str], archive: Path, limit: int | None = Non
     temp = archive.with_name(archive.name + ".part")
     archived: list[str] = []
     dropped: list[str] = []
-    with tarfile.open(temp, "w") as out:
+    # created 0600 like every file of the home: ignored files are where secrets (.env) live
+    temp.unlink(missing_ok=True)  # a part left by a crash may have another mode
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with open(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as out:
         total = 0
         if archive.exists():
             with tarfile.open(archive) as old:
@@ -68,7 +71,7 @@ def pack(worktree: str, files: list[str], archive: Path, limit: int | None = Non
     os.replace(temp, archive)
     listing = archive.with_suffix(".dropped.txt")
     if dropped:
-        listing.write_text("".join(f"{name}\n" for name in sorted(dropped)), encoding="utf-8")
+        write_private(listing, "".join(f"{name}\n" for name in sorted(dropped)))
     else:
         listing.unlink(missing_ok=True)
     return Packed(sorted(archived), sorted(dropped))

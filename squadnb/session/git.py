@@ -257,6 +257,19 @@ class Git:
             await self._check(repo, "worktree", "prune")
         return os.path.lexists(path)
 
+    async def checked_out(self, worktree: str) -> bool:
+        """False when the worktree's files were never checked out: :meth:`add_worktree` adds it with
+        ``--no-checkout`` (no index yet) and ``reset --hard`` writes the index last, so a worktree
+        whose add was cut short between the two has no index file."""
+        done = await self._check(worktree, "rev-parse", "--path-format=absolute", "--git-path",
+                                 "index")
+        return os.path.exists(done.stdout.strip())
+
+    async def finish_checkout(self, worktree: str) -> None:
+        """The checkout step of :meth:`add_worktree` (``reset --hard``), for a worktree whose add was
+        cut short before it: nothing in it is anyone's work yet."""
+        await self._check(worktree, "reset", "--hard", "--quiet")
+
     async def repair_dot_git(self, repo: str, path: str) -> bool:
         """Write back the ``.git`` file of a worktree whose removal stopped half-way: git deletes the
         working files (``.git`` among them) before its ``worktrees/<id>`` entry, so the entry that
@@ -457,6 +470,7 @@ class Git:
         ref = f"refs/heads/{branch}"
         async with self.lock(repo):
             await self._check(repo, "push", "--quiet", "--set-upstream", remote, f"{ref}:{ref}")
+
 
 def same_path(a: str, b: str) -> bool:
     """True when ``a`` and ``b`` name the same place (symlinks resolved)."""

@@ -381,3 +381,19 @@ def test_doctor_removes_only_stale_locks(squad: Squad, git_repo: Path) -> None:
         holder.wait()
         holder.stdout.close()  # type: ignore[union-attr]
         held.unlink()
+
+
+def test_a_resume_killed_between_worktree_add_and_checkout_is_finished(squad: Squad,
+                                                                        git_repo: Path) -> None:
+    inst = squad.new("unchecked")
+    inst.start()
+    (Path(inst.worktree_path) / "work.txt").write_text("kept\n")
+    inst.pause()
+    record(squad, "unchecked", "resume")
+    git(git_repo, "worktree", "add", "-q", "--no-checkout", inst.worktree_path, inst.branch)
+    again = fresh(squad)["unchecked"]
+    again.resume()
+    assert (Path(again.worktree_path) / "work.txt").read_text() == "kept\n"
+    assert git(again.worktree_path, "status", "--porcelain") == ""
+    again.pause()
+    assert {"README.md", "work.txt"} <= on_branch(git_repo, again.branch)
