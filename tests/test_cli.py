@@ -559,9 +559,10 @@ def test_help_and_version_load_no_table_machinery(argv: list[str]) -> None:
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
-    version = subprocess.run([sys.executable, "-m", "squadnb", "--version"], capture_output=True,
-                             text=True, timeout=60)
-    assert version.returncode == 0 and version.stdout.strip() == f"squadnb {squadnb.__version__}"
+    script = Path(sys.executable).parent / "squadnb"  # the console script pip installed
+    for command in ([sys.executable, "-m", "squadnb"], [str(script)]):
+        version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
+        assert version.returncode == 0 and version.stdout.strip() == f"squadnb {squadnb.__version__}"
 
 
 # -- hostile input: --where is data, values are clipped, output is escaped ------------------------
