@@ -4,9 +4,9 @@ Owns every git command line squadnb runs. Every ``git worktree`` command (``list
 command that writes refs or the index of a commit (branch create/delete, add + commit) holds the
 repository lock: an :class:`asyncio.Lock` per process in front of an ``fcntl`` lock on
 ``<git common dir>/squadnb.flock`` shared by every squadnb process (concurrent ``git worktree add``
-calls race inside git itself, and ``worktree list`` fails while another process adds one). The lock is held only for what must be serial: a
-worktree is added with ``--no-checkout`` under the lock and its files are checked out afterwards,
-outside it, in parallel with other starts. Reads (status, diff) never take the lock and never write
+calls race inside git itself, and ``worktree list`` fails while another process adds one). The lock
+is held only for what must be serial: a worktree is added with ``--no-checkout`` under the lock and
+its files are checked out afterwards, outside it, in parallel with other starts. Reads (status, diff) never take the lock and never write
 the index (``--no-optional-locks``; diff stats use a temporary index file), so they cannot race a
 commit for ``index.lock`` (claude-squad #284).
 """
@@ -107,7 +107,7 @@ class Worktree:
 
 
 class Git:
-    """git commands for any number of repositories, with one write lock per repository."""
+    """git commands for any number of repositories, with one lock per repository (:meth:`lock`)."""
 
     def __init__(self, runner: Runner = run_command) -> None:
         self.runner = runner
