@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,6 @@ from squadnb.session.squad import Squad
 if TYPE_CHECKING:
     import pandas as pd
 
-    from squadnb.engine.journal import Journal
     from squadnb.engine.result import PartialResult
 
 __all__ = ["batch", "diff", "doctor", "fan_out", "history", "ls", "new", "open_squad", "preview",
@@ -120,17 +120,17 @@ def _run_batch(args: argparse.Namespace, squad: Squad, instances: list[Instance]
         return EXIT_OK
     if args.command == "kill":
         _confirm_kill(args, instances)
-    journal = squad.journal if journaled else None  # <home>/history.sqlite
-    try:
-        return _run(args, executor, instances, operation, show, journal)
-    finally:
-        if journal is not None:
-            journal.close()
-
-
-def _run(args: argparse.Namespace, executor: BatchExecutor, instances: list[Instance], operation: Any,
-         show: Callable[[PartialResult], None] | None, journal: Journal | None) -> int:
     run = executor.execute_with_rollback if args.transaction else executor.execute
+    with squad.journal if journaled else contextlib.nullcontext() as journal:  # <home>/history.sqlite
+        return _report(args, lambda: run(instances, operation, progress=progress(),
+                                         deadline=args.deadline, journal=journal), show)
+
+
+def _report(args: argparse.Namespace, execute: Callable[[], PartialResult],
+            show: Callable[[PartialResult], None] | None = None) -> int:
+    """Run a batch (``execute()``) and print its result with ``show`` (default :func:`emit_result`)
+    and, under a text table, its journal id; also when a transaction rolled back or Ctrl-C
+    cancelled it. Returns the exit status."""
 
     def emit(result: PartialResult) -> None:
         (show or (lambda r: emit_result(args, r)))(result)
@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace, executor: BatchExecutor, instances: list[Inst
             print(f"batch {result.batch_id} (squadnb history {result.batch_id})")
 
     try:
-        result = run(instances, operation, progress=progress(), deadline=args.deadline, journal=journal)
+        result = execute()
     except TransactionError as exc:
         emit(exc.result)
         error(transaction_message(exc))
@@ -296,18 +296,10 @@ def resume_batch(args: argparse.Namespace) -> int:
     executor = _executor(args)
     with squad.journal as journal:
         try:
-            result = executor.resume(journal, args.batch_id, squad.instances, progress=progress(),
-                                     deadline=args.deadline)
+            return _report(args, lambda: executor.resume(journal, args.batch_id, squad.instances,
+                                                         progress=progress(), deadline=args.deadline))
         except ValueError as exc:  # an instance of the batch is gone from the squad
             raise UsageError(str(exc)) from None
-        except BatchInterrupted as exc:
-            emit_result(args, exc.result)
-            print("squadnb: interrupted; the batch was cancelled", file=sys.stderr)
-            return EXIT_INTERRUPTED
-    emit_result(args, result)
-    if result.batch_id is not None and not (args.json or args.csv):
-        print(f"batch {result.batch_id} (resumed {args.batch_id})")
-    return EXIT_FAILED if result.failures else EXIT_OK
 
 
 def doctor(args: argparse.Namespace) -> int:

@@ -33,9 +33,10 @@ class Packed:
 
 def pack(worktree: str, files: list[str], archive: Path, limit: int | None = None) -> Packed:
     """Add ``files`` (paths relative to ``worktree``) to ``archive``, smallest first while the total
-    stays within ``limit`` bytes (default :data:`LIMIT`, read at each call). Files already in an existing archive (an earlier, interrupted
-    pause) are kept as they are and not counted again. The archive is written beside its final name
-    and renamed, so a crash never leaves half an archive."""
+    stays within ``limit`` bytes (default :data:`LIMIT`, read at each call). Files already in an
+    existing archive (an earlier, interrupted pause) are kept as they are, count toward the limit
+    and are not added again. The archive is written beside its final name and renamed, so a crash
+    never leaves half an archive."""
     limit = LIMIT if limit is None else limit
     private_dir(archive.parent)
     sizes: list[tuple[int, str]] = []
