@@ -64,6 +64,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import inspect
 import sys
 import sysconfig
@@ -308,7 +309,9 @@ def _rebuild_error(packed: tuple[Any, ...], host: str) -> BaseException:
     return error
 
 
+@functools.lru_cache(maxsize=1)
 def _installed_roots() -> list[Path]:
+    """Where installed code lives (the standard library, site-packages): a host has it too."""
     paths = sysconfig.get_paths()
     return [Path(paths[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")]
 
@@ -326,10 +329,8 @@ def _travel_by_value(operation: Any) -> None:
         if id(obj) in seen or depth > 4:
             return
         seen.add(id(obj))
-        kinds = (type, Callable)
-        for item in ([obj] if isinstance(obj, kinds) else [type(obj)]):
-            module = sys.modules.get(getattr(item, "__module__", "") or "")
-            _register(module)
+        defined = obj if inspect.isclass(obj) or inspect.isroutine(obj) else type(obj)
+        _register(sys.modules.get(getattr(defined, "__module__", "") or ""))
         values: list[Any] = []
         if isinstance(obj, (list, tuple, set, frozenset)):
             values = list(obj)
