@@ -46,7 +46,8 @@ then on.
   the scheduler's ``remove-worker`` events; every call waiting on that worker fails with
   :class:`~squadnb.errors.HostLost` naming the host, later calls to it fail at once, and the rest of the
   batch goes on. A validation cut short that way returns quietly so that the ``execute`` that follows
-  reports ``HostLost``: every instance of a lost host reads ``HostLost``, not ``ValidationError``. A
+  reports ``HostLost``: every instance of a lost host reads ``HostLost``, not ``ValidationError`` (a
+  plan, which runs no execute, shows such an instance as one that would run). A
   worker restarted under the same name (a nanny, ``dask worker`` again) is found again by name; its
   Squad reloads the host's files.
 - **Clients**: ``Fleet(client)`` uses the given client only for its scheduler address and security,
