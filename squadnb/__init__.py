@@ -74,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "BatchResumeOperation": "squadnb.ops",
     "BatchStartOperation": "squadnb.ops",
     "CommandRun": "squadnb.ops",
+    "DiffOperation": "squadnb.ops",
     "RunCommand": "squadnb.ops",
     # several hosts (Dask distributed, the optional extra squadnb[distributed])
     "Fleet": "squadnb.distributed",

@@ -38,6 +38,7 @@ result; Pause, Resume, Start and SendPrompt lose nothing and run on pinned insta
 
 from __future__ import annotations
 
+import asyncio
 import os
 import weakref
 from typing import Any, Awaitable, Mapping, Sequence
@@ -51,8 +52,8 @@ from squadnb.session._input import check_prompt
 from squadnb.session.instance import Instance, PauseReport, Status
 
 __all__ = ["BatchKillOperation", "BatchPauseOperation", "BatchPromptOperation",
-           "BatchPushOperation", "BatchResumeOperation", "BatchStartOperation", "CommandRun", "RunCommand", "status_name",
-           "with_batch_options"]
+           "BatchPushOperation", "BatchResumeOperation", "BatchStartOperation", "CommandRun",
+           "DiffOperation", "RunCommand", "status_name", "with_batch_options"]
 
 
 class _RemembersBefore:
@@ -353,3 +354,26 @@ class BatchPushOperation(_RemembersBefore, Operation):
 
     async def rollback(self, instance: Instance) -> None:
         raise RollbackNotSupported(f"Push cannot be rolled back (instance {instance.title!r})")
+
+
+class DiffOperation(Operation):
+    """Read each instance's :class:`~squadnb.session.git.DiffStats` (its result's ``value``): lines
+    added and removed against the base commit, and the diff text. Reads only: no validation, no
+    rollback needed.
+
+    With ``until_changed=True`` (name ``"AwaitWork"``) it polls every ``poll_seconds`` until the
+    worktree has changes: the executor's timeout bounds the wait, and an instance whose agent never
+    changed anything is reported timed out.
+    """
+
+    def __init__(self, until_changed: bool = False, poll_seconds: float = 0.1) -> None:
+        self.until_changed = until_changed
+        self.poll_seconds = poll_seconds
+        self.name = "AwaitWork" if until_changed else "Diff"
+
+    async def execute(self, instance: Instance) -> Any:
+        while True:
+            stats = await instance.adiff_stats()
+            if not self.until_changed or stats.added or stats.removed:
+                return stats
+            await asyncio.sleep(self.poll_seconds)

@@ -17,17 +17,25 @@ import subprocess
 import sys
 import termios
 import time
+from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import branches, tmux_sessions, wait_for
 
+import squadnb
 from squadnb.agents import demo_program, scratch_repo
 from squadnb.errors import SquadError
 from squadnb.session.squad import Squad
 
-RECORD_FIELDS = ["title", "operation", "status", "error", "seconds", "attempts"]
+# the columns of PartialResult.to_dataframe(), as the README lists them
+# Each test runs up to ~20 commands, each a new process that imports pandas (1-5 s on two cores shared
+# by eight test runs): more than the suite's 120 s per test on a loaded machine, never a hang.
+pytestmark = pytest.mark.timeout(300)
+
+RECORD_FIELDS = ["instance", "operation", "status", "ok", "error", "error_type", "value", "attempts",
+                 "start_time", "elapsed", "verified"]
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -239,7 +247,7 @@ def test_lifecycle_through_the_commands(cli: Cli) -> None:
     assert {t: r["status"] for t, r in cli.ls().items()} == {a: "new", b: "new"}
 
     done = cli.ok("start", a, b)
-    assert a in done.stdout and "Start: 2 succeeded of 2" in done.stdout
+    assert a in done.stdout and "Start: 2 succeeded, 0 failed of 2" in done.stdout
     assert {cli.session(a), cli.session(b)} <= tmux_sessions(cli.socket)
     assert set(cli.state()) == {a, b}
     assert len(worktrees(cli.repo)) == 2
@@ -247,7 +255,8 @@ def test_lifecycle_through_the_commands(cli: Cli) -> None:
     cli.ok("prompt", "write it down", a, b)
     rows = wait_for(lambda: all(r["added"] for r in cli.json("diff", a, b)) and cli.json("diff", a, b),
                 what="the agents' work")
-    assert [r["title"] for r in rows] == [a, b]
+    assert [r["instance"] for r in rows] == [a, b]
+    assert list(rows[0]) == [f for f in RECORD_FIELDS if f != "value"] + ["added", "removed"]
     wait_for(lambda: "done: write it down" in cli.ok("preview", a).stdout, what="the agent's answer")
     patch = cli.ok("diff", a, "--patch").stdout
     assert f"--- {a}" in patch and "demo-output/" in patch
@@ -276,18 +285,21 @@ def test_lifecycle_through_the_commands(cli: Cli) -> None:
 def test_json_records_are_complete(cli: Cli) -> None:
     a, b = cli.started("a", "b")
     records = cli.json("pause", a, b)
-    assert [r["title"] for r in records] == [a, b]
+    assert [r["instance"] for r in records] == [a, b]
     for record in records:
         assert list(record) == RECORD_FIELDS
-        assert record["operation"] == "Pause" and record["status"] == "succeeded"
-        assert record["error"] is None and record["attempts"] == 1
-        assert isinstance(record["seconds"], float) and record["seconds"] > 0
+        assert record["operation"] == "Pause" and record["status"] == "succeeded" and record["ok"] is True
+        assert record["error"] is None and record["error_type"] is None and record["value"] is None
+        assert record["attempts"] == 1
+        assert isinstance(record["elapsed"], float) and record["elapsed"] > 0
+        assert datetime.fromisoformat(record["start_time"]).tzinfo is not None
+        assert record["verified"] is True  # Pause checks its post-condition
 
 
 def test_csv_output(cli: Cli) -> None:
     a, b = cli.started("a", "b")
     rows = list(csv.DictReader(io.StringIO(cli.ok("pause", a, b, "--csv").stdout)))
-    assert [r["title"] for r in rows] == [a, b]
+    assert [r["instance"] for r in rows] == [a, b]
     assert list(rows[0]) == RECORD_FIELDS
     assert {r["status"] for r in rows} == {"succeeded"}
     listed = list(csv.DictReader(io.StringIO(cli.ok("ls", "--csv").stdout)))
@@ -300,10 +312,10 @@ def test_where_and_status_select_targets(cli: Cli) -> None:
     assert [r["title"] for r in cli.json("ls", "--status", "paused")] == [b]
     assert [r["title"] for r in cli.json("ls", "--where", f"title == '{c}'")] == [c]
     records = cli.json("pause", "--where", "status != 'paused' and alive")
-    assert [r["title"] for r in records] == [a, c]
+    assert [r["instance"] for r in records] == [a, c]
     assert {t: i["status"] for t, i in cli.state().items()} == {a: 3, b: 3, c: 3}
     records = cli.json("resume", "--status", "PAUSED", "--where", f"title != '{a}'")
-    assert [r["title"] for r in records] == [b, c]
+    assert [r["instance"] for r in records] == [b, c]
     assert {t: i["status"] == 3 for t, i in cli.state().items()} == {a: True, b: False, c: False}
 
 
@@ -324,7 +336,7 @@ def test_start_restart_brings_back_the_dead(cli: Cli) -> None:
     subprocess.run(["tmux", "-L", cli.socket, "kill-session", "-t", f"={cli.session(a)}"], check=True)
     assert [r["title"] for r in cli.json("ls", "--status", "dead")] == [a]
     records = cli.json("start", "--restart", "--status", "dead")
-    assert [(r["title"], r["status"]) for r in records] == [(a, "succeeded")]
+    assert [(r["instance"], r["status"]) for r in records] == [(a, "succeeded")]
     assert {cli.session(a), cli.session(b)} <= tmux_sessions(cli.socket)
     done = cli("start", "--restart", b)  # alive: nothing to restart
     assert done.returncode == 1 and "still running" in done.stdout + done.stderr
@@ -335,7 +347,7 @@ def test_transaction_failure_rolls_back(cli: Cli) -> None:
     cli.ok("pause", c)
     done = cli("pause", a, b, c, "--transaction", "--json")
     assert done.returncode == 1, done.stderr
-    records = {r["title"]: r for r in json.loads(done.stdout)}
+    records = {r["instance"]: r for r in json.loads(done.stdout)}
     assert records[a]["status"] == records[b]["status"] == "rolled back"
     assert records[c]["status"] == "invalid"
     assert "rolled back" in done.stderr and done.stderr.startswith("squadnb: error: transaction failed")
@@ -351,10 +363,10 @@ def test_partial_failure_exits_1_and_retries_count_attempts(cli: Cli) -> None:
     cli.ok("new", bad, "--program", "squadnb-no-such-program")
     done = cli("start", good, bad, "--retries", "1", "--retry-delay", "0.5", "--json")
     assert done.returncode == 1, done.stderr
-    records = {r["title"]: r for r in json.loads(done.stdout)}
+    records = {r["instance"]: r for r in json.loads(done.stdout)}
     assert records[good]["status"] == "succeeded" and records[good]["attempts"] == 1
     assert records[bad]["status"] == "failed" and records[bad]["attempts"] == 2
-    assert records[bad]["seconds"] >= 0.5  # the delay between the two attempts
+    assert records[bad]["elapsed"] >= 0.5  # the delay between the two attempts
     assert "squadnb-no-such-program" in records[bad]["error"]
     assert records[bad]["operation"] == "Retry(Start)"
     assert set(cli.state()) == {good}
@@ -415,6 +427,7 @@ def test_bad_input_changes_nothing(cli: Cli, tmp_path: Path) -> None:
         (("pause", a, cli.t("nosuch")), cli.t("nosuch")),
         (("pause", "--where", "status == 'dead'"), "no instance matches"),
         (("pause", "--where", "status ==="), "bad --where expression"),
+        (("pause", "--where", "@os.getcwd() == ''"), "bad --where expression"),
         (("pause", "--where", "nosuchcolumn > 0"), "bad --where expression"),
         (("pause", "--status", "sleepy"), "unknown status"),
         (("pause",), "no targets"),
@@ -521,5 +534,208 @@ def test_ctrl_c_cancels_the_batch_and_reports_it(cli: Cli) -> None:
         os.close(controller)
     assert proc.returncode == 130
     [record] = json.loads(out)
-    assert record["title"] == busy and record["status"] == "cancelled"
+    assert record["instance"] == busy and record["status"] == "cancelled"
     assert cli.state()[busy]["status"] != 3 and cli.session(busy) in tmux_sessions(cli.socket)
+
+
+# -- a fast start ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["ls", "--help"], ["start", "--help"]])
+def test_help_and_version_load_no_table_machinery(argv: list[str]) -> None:
+    """--help and --version import neither pandas, tqdm, ipywidgets nor the engine or the session
+    layer (the speed is measured by benchmarks/cli_startup.py; this keeps the reason for it)."""
+    heavy = ["pandas", "tqdm", "ipywidgets", "squadnb.engine", "squadnb.session", "squadnb.ops",
+             "squadnb.cli.commands", "squadnb.cli.demo"]
+    code = ("import sys\nfrom squadnb.cli import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+    version = subprocess.run([sys.executable, "-m", "squadnb", "--version"], capture_output=True,
+                             text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.strip() == f"squadnb {squadnb.__version__}"
+
+
+# -- hostile input: --where is data, values are clipped, output is escaped ------------------------
+
+
+def test_where_never_runs_code(cli: Cli, tmp_path: Path) -> None:
+    a, b = cli.t("a"), cli.t("b")
+    cli.ok("new", a, b, "--program", demo_program())
+    marker = tmp_path / "ran"
+    before = snapshot(cli.home, cli.repo, cli.socket)
+    payloads = [f"@os.system('touch {marker}') == 0", f"__import__('os').system('touch {marker}') == 0",
+                "@sys.exit(0)", f"@shutil.rmtree('{cli.repo}')", "@squad.kill_server() == 0",
+                f"title == open('{marker}', 'w').name"]
+    for command in ("ls", "start", "kill"):
+        for payload in payloads:
+            done = cli(command, "--where", payload, *(["--force"] if command == "kill" else []))
+            assert_usage_error(done, "bad --where expression")
+            assert not marker.exists(), payload
+            assert snapshot(cli.home, cli.repo, cli.socket) == before, payload
+    assert [r["title"] for r in cli.json("ls", "--where", f"title.str.endswith('-b')")] == [b]
+    assert [r["title"] for r in cli.json("ls", "--where", "status in ['new'] and not alive")] == [a, b]
+
+
+def test_bad_values_are_quoted_at_most_80_characters(cli: Cli) -> None:
+    cli.ok("new", cli.t("a"), "--program", demo_program())
+    long = "q" * 300
+    for argv in (("pause", long), ("ls", "--status", long), ("ls", "--where", f"{long} == 1"),
+                 ("ls", "--where", f"title == '{long}' and nosuch"), ("preview", long),
+                 ("new", long), ("kill", "--where", f"title == '{long}'")):
+        done = cli(*argv)
+        assert_usage_error(done)
+        assert "q" * 81 not in done.stderr, argv
+
+
+def test_output_escapes_control_characters_from_files(cli: Cli) -> None:
+    """What ls prints comes from the home's files (a title, a branch, a program): escape sequences
+    and bidi overrides in it are printed escaped, never raw; JSON keeps the exact text."""
+    a = cli.t("a")
+    program = "demo \x1b[31mred\x1b[0m \u202eevil \x85next"
+    cli.ok("new", a, "--program", program)
+    for fmt in ((), ("--csv",)):
+        out = cli.ok("ls", *fmt).stdout
+        assert "\x1b" not in out and "\u202e" not in out and "\x85" not in out, fmt
+        assert "\\x1b[31mred" in out and "\\u202eevil" in out and "\\x85next" in out, fmt
+    out = cli.ok("ls", "--json").stdout
+    assert "\x1b" not in out and "\u202e" not in out
+    assert json.loads(out)[0]["program"] == program
+
+
+def test_kill_all_forgets_never_started_instances(cli: Cli) -> None:
+    (started,) = cli.started("s")
+    fresh = [cli.t("n1"), cli.t("n2")]
+    cli.ok("new", *fresh, "--program", demo_program())
+    records = cli.json("kill", "--all", "--force")
+    assert {r["instance"]: r["status"] for r in records} == {started: "succeeded", fresh[0]: "succeeded",
+                                                              fresh[1]: "succeeded"}
+    assert cli.ok("ls").stdout.strip() == "no instances"
+    assert cli.state() == {} and branches(cli.repo) == {"main"}
+
+
+def test_an_empty_prompt_is_exit_1_and_sends_nothing(cli: Cli) -> None:
+    """The issue's rule: an empty prompt is the instances' failure (exit 1, each refused before
+    anything is sent), not a usage error."""
+    (a,) = cli.started("a")
+    for text in ("", "   "):
+        done = cli("prompt", text, a, "--json")
+        assert done.returncode == 1, (done.stdout, done.stderr)
+        [record] = json.loads(done.stdout)
+        assert record["status"] == "invalid" and "empty" in record["error"]
+        assert "Traceback" not in done.stderr
+    assert cli.json("diff", a)[0]["added"] == 0
+
+
+def test_an_os_error_is_one_line_not_a_traceback(cli: Cli) -> None:
+    done = cli("demo", "--workdir", "/proc/squadnb-no-such/dir")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.startswith("squadnb: error: ") and "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+# -- safe bulk fixes: plans, cutoffs, pacing, the journal (issue 11); fan-out and push (issue 12) ---
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(cli: Cli) -> None:
+    a, b = cli.started("a", "b")
+    cli.ok("pause", b)
+    before = snapshot(cli.home, cli.repo, cli.socket)
+    plan = cli.json("pause", a, b, "--dry-run")
+    assert [(r["instance"], r["operation"], r["would_run"]) for r in plan] == [(a, "Pause", True),
+                                                                             (b, "Pause", False)]
+    assert plan[0]["reason"] == "" and "paused" in plan[1]["reason"]
+    for argv in (("kill", "--all", "--dry-run"), ("resume", "--all", "--dry-run"),
+                 ("prompt", "hello", a, "--dry-run"), ("start", "--restart", a, "--dry-run"),
+                 ("push", "--all", "--dry-run")):
+        done = cli(*argv)
+        assert done.returncode == 0, (argv, done.stderr)
+        assert "would_run" in done.stdout
+    assert snapshot(cli.home, cli.repo, cli.socket) == before
+    assert [b["operation"] for b in cli.json("history")] == ["Start", "Pause"]  # no dry run
+
+
+def test_batches_are_journaled_and_resumed(cli: Cli) -> None:
+    a, b = cli.started("a", "b")
+    cli.ok("pause", a, b)
+    cli.ok("resume", b)
+    done = cli("resume", a, b, "--json")  # b is not paused: invalid
+    assert done.returncode == 1
+    assert [r["status"] for r in json.loads(done.stdout)] == ["succeeded", "invalid"]
+    batches = cli.json("history")
+    assert [(r["operation"], r["total"], r["succeeded"], r["failed"]) for r in batches] == [
+        ("Start", 2, 2, 0), ("Pause", 2, 2, 0), ("Resume", 1, 1, 0), ("Resume", 2, 1, 1)]
+    failed_batch = batches[-1]["batch_id"]
+    outcomes = cli.json("history", failed_batch)
+    assert [(r["batch_id"], r["instance"], r["status"]) for r in outcomes] == [
+        (failed_batch, a, "succeeded"), (failed_batch, b, "invalid")]
+    assert cli.ok("history").stdout.count("Resume") == 2
+
+    cli.ok("pause", b)
+    records = cli.json("resume-batch", failed_batch)  # only b: a's resume already succeeded
+    assert [(r["instance"], r["operation"], r["status"]) for r in records] == [(b, "Resume", "succeeded")]
+    assert all(i["status"] != 3 for i in cli.state().values())
+    assert cli.json("history")[-1]["resumed_from"] == failed_batch
+    assert_usage_error(cli("history", "no-such-batch"), "no-such-batch")
+    assert_usage_error(cli("resume-batch", "no-such-batch"), "no-such-batch")
+
+
+def test_max_failures_and_rate(cli: Cli) -> None:
+    titles = [cli.t(f"x{i}") for i in range(3)]
+    cli.ok("new", *titles, "--program", "squadnb-no-such-program")
+    done = cli("start", *titles, "--rate", "2", "--json")
+    assert done.returncode == 1
+    records = json.loads(done.stdout)
+    assert [r["status"] for r in records] == ["failed"] * 3
+    starts = sorted(datetime.fromisoformat(r["start_time"]) for r in records)
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(starts, starts[1:])]
+    assert all(gap >= 0.45 for gap in gaps), gaps  # at most 2 starts per second
+
+    done = cli("start", *titles, "--concurrency", "1", "--max-failures", "1", "--json")
+    assert done.returncode == 1
+    records = json.loads(done.stdout)
+    assert [r["status"] for r in records] == ["failed", "cancelled", "cancelled"]
+    assert [r["attempts"] for r in records] == [1, 0, 0]
+    assert "failure cutoff" in records[1]["error"]
+
+
+def test_fan_out_and_push(cli: Cli, tmp_path: Path) -> None:
+    group = cli.t("g")
+    done = cli("--program", demo_program(), "fan-out", group, "2", "write it down", "--json")
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert [(r["instance"], r["operation"], r["status"]) for r in records] == [
+        (f"{group}-1", "SendPrompt", "succeeded"), (f"{group}-2", "SendPrompt", "succeeded")]
+    assert set(cli.state()) == {f"{group}-1", f"{group}-2"}
+
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "--bare", "--quiet", str(origin)], check=True)
+    wait_for(lambda: cli.json("diff", f"{group}-1")[0]["added"], what="the agent's work")
+    [record] = cli.json("push", f"{group}-1", "--remote", str(origin))
+    assert record["status"] == "succeeded" and re.fullmatch(r"[0-9a-f]{40}", record["value"])
+    branch = cli.ls()[f"{group}-1"]["branch"]
+    pushed = subprocess.run(["git", "-C", str(origin), "rev-parse", branch], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    assert pushed == record["value"]
+    assert cli("fan-out", group, "0", "x").returncode == 2
+
+
+def test_doctor_reports_and_repairs(cli: Cli) -> None:
+    (a,) = cli.started("a")
+    stray = cli.home / "worktrees" / "left-behind"
+    stray.mkdir(parents=True)
+    (stray / "notes.txt").write_text("keep me\n")
+    done = cli("doctor", "--json")
+    assert done.returncode == 1, done.stderr  # a finding is left
+    findings = json.loads(done.stdout)
+    assert [(f["kind"], f["repaired"]) for f in findings] == [("stray directory", False)]
+    assert stray.exists()
+    repaired = cli.json("doctor", "--repair")
+    assert [(f["kind"], f["repaired"]) for f in repaired] == [("stray directory", True)]
+    assert not stray.exists()
+    assert [p.read_text() for p in (cli.home / "lost+found").rglob("notes.txt")] == ["keep me\n"]
+    assert cli.ok("doctor").stdout.strip() == "no findings"
+    assert cli.ls()[a]["alive"]

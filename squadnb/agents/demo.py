@@ -153,7 +153,7 @@ class Agent:
         quitting = False  # Ctrl-C on an empty input asks for a second one, as claude does
         _write(prompt)
         for kind, data in self.keys:
-            if data != b"\x03":
+            if (kind, data) != ("key", b"\x03"):
                 quitting = False
             if kind == "paste":
                 line += data

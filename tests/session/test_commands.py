@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -66,17 +67,41 @@ def test_worktree_add_holds_the_lock_only_for_the_no_checkout_step(tmp_path: Pat
         ["git", "-C", "/wt", "reset", "--hard", "--quiet"]]
 
 
+def _children_running(argv: list[str]) -> list[int]:
+    """The pids of this process's children whose command line is ``argv``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")[:-1]
+        except (FileNotFoundError, ProcessLookupError):  # it exited meanwhile
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and [c.decode() for c in cmdline] == argv:
+            found.append(int(entry.name))
+    return found
+
+
 def test_a_cancelled_command_is_killed() -> None:
-    async def main() -> float:
+    argv = ["sleep", "30.25"]
+
+    async def main() -> tuple[int, float]:
         loop = asyncio.get_running_loop()
-        task = asyncio.create_task(run_command(["sleep", "30"]))
-        await asyncio.sleep(0.2)
+        task = asyncio.create_task(run_command(argv))
+        deadline = loop.time() + 30
+        while not (pids := _children_running(argv)):  # the child runs: cancel it now, not earlier
+            assert loop.time() < deadline, "the command never started"
+            await asyncio.sleep(0.01)
         begun = loop.time()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        return loop.time() - begun
-    assert asyncio.run(main()) < 5
+        return pids[0], loop.time() - begun
+    pid, seconds = asyncio.run(main())
+    assert seconds < 5
+    assert not Path(f"/proc/{pid}").exists()  # killed and reaped
 
 
 @pytest.mark.parametrize("title, name", [
