@@ -289,7 +289,8 @@ def test_json_records_are_complete(cli: Cli) -> None:
     for record in records:
         assert list(record) == RECORD_FIELDS
         assert record["operation"] == "Pause" and record["status"] == "succeeded" and record["ok"] is True
-        assert record["error"] is None and record["error_type"] is None and record["value"] is None
+        assert record["error"] is None and record["error_type"] is None
+        assert isinstance(record["value"], dict)  # what Pause returned (its archive), as JSON
         assert record["attempts"] == 1
         assert isinstance(record["elapsed"], float) and record["elapsed"] > 0
         assert datetime.fromisoformat(record["start_time"]).tzinfo is not None
@@ -452,6 +453,10 @@ def test_argparse_errors_exit_2(cli: Cli) -> None:
         done = cli(*argv)
         assert done.returncode == 2 and re.search(r"^squadnb( \w+)?: error: ", done.stderr, re.M), argv
     assert cli("--help").returncode == 0
+    for argv in (("q" * 300,), ("start", "--all", "--concurrency", "q" * 300),
+                 ("start", "--all", "--timeout", "-" + "9" * 300)):
+        done = cli(*argv)
+        assert done.returncode == 2 and "q" * 81 not in done.stderr and "9" * 81 not in done.stderr
 
 
 def test_kill_with_unsaved_work_needs_force(cli: Cli) -> None:
@@ -554,9 +559,10 @@ def test_help_and_version_load_no_table_machinery(argv: list[str]) -> None:
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
-    version = subprocess.run([sys.executable, "-m", "squadnb", "--version"], capture_output=True,
-                             text=True, timeout=60)
-    assert version.returncode == 0 and version.stdout.strip() == f"squadnb {squadnb.__version__}"
+    script = Path(sys.executable).parent / "squadnb"  # the console script pip installed
+    for command in ([sys.executable, "-m", "squadnb"], [str(script)]):
+        version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
+        assert version.returncode == 0 and version.stdout.strip() == f"squadnb {squadnb.__version__}"
 
 
 # -- hostile input: --where is data, values are clipped, output is escaped ------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,6 @@ from squadnb.session.squad import Squad
 if TYPE_CHECKING:
     import pandas as pd
 
-    from squadnb.engine.journal import Journal
     from squadnb.engine.result import PartialResult
 
 __all__ = ["batch", "diff", "doctor", "fan_out", "history", "ls", "new", "open_squad", "preview",
@@ -140,17 +140,17 @@ def _run_batch(args: argparse.Namespace, squad: Squad, instances: list[Instance]
         return EXIT_OK
     if args.command == "kill":
         _confirm_kill(args, instances)
-    journal = squad.journal if journaled else None  # <home>/history.sqlite
-    try:
-        return _run(args, executor, instances, operation, show, journal)
-    finally:
-        if journal is not None:
-            journal.close()
-
-
-def _run(args: argparse.Namespace, executor: BatchExecutor, instances: list[Instance], operation: Any,
-         show: Callable[[PartialResult], None] | None, journal: Journal | None) -> int:
     run = executor.execute_with_rollback if args.transaction else executor.execute
+    with squad.journal if journaled else contextlib.nullcontext() as journal:  # <home>/history.sqlite
+        return _report(args, lambda: run(instances, operation, progress=progress(),
+                                         deadline=args.deadline, journal=journal), show)
+
+
+def _report(args: argparse.Namespace, execute: Callable[[], PartialResult],
+            show: Callable[[PartialResult], None] | None = None) -> int:
+    """Run a batch (``execute()``) and print its result with ``show`` (default :func:`emit_result`)
+    and, under a text table, its journal id; also when a transaction rolled back or Ctrl-C
+    cancelled it. Returns the exit status."""
 
     def emit(result: PartialResult) -> None:
         (show or (lambda r: emit_result(args, r)))(result)
@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace, executor: BatchExecutor, instances: list[Inst
             print(f"batch {result.batch_id} (squadnb history {result.batch_id})")
 
     try:
-        result = run(instances, operation, progress=progress(), deadline=args.deadline, journal=journal)
+        result = execute()
     except TransactionError as exc:
         emit(exc.result)
         error(transaction_message(exc))
@@ -227,14 +227,16 @@ def batch(args: argparse.Namespace) -> int:
 
 
 def diff_records(result: PartialResult, *, content: bool = False) -> pd.DataFrame:
-    """A diff batch's records: ``to_dataframe()`` with its ``value`` (the DiffStats) spread into
-    ``added``, ``removed`` (and ``content`` when asked: the patch text), NA where it failed."""
-    frame = result.to_dataframe()
-    stats = frame.pop("value")
-    fields = ("added", "removed", "content") if content else ("added", "removed")
+    """A diff batch's records: ``to_dataframe(values=True)``, its ``value`` (the DiffStats) spread
+    into ``added`` and ``removed`` (and ``content``, the patch text, when asked), NA where it
+    failed; the ``value`` column itself is dropped."""
+    frame = result.to_dataframe(values=True)
+    fields = ["added", "removed", "content"]
     for name in fields:
-        frame[name] = [getattr(s, name, None) for s in stats]
-    return frame
+        if name not in frame:  # no instance succeeded: no value had the field
+            frame[name] = None
+    dropped = ["value", *([] if content else ["content"])]
+    return frame.drop(columns=dropped)
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -314,18 +316,10 @@ def resume_batch(args: argparse.Namespace) -> int:
     executor = _executor(args)
     with squad.journal as journal:
         try:
-            result = executor.resume(journal, args.batch_id, squad.instances, progress=progress(),
-                                     deadline=args.deadline)
+            return _report(args, lambda: executor.resume(journal, args.batch_id, squad.instances,
+                                                         progress=progress(), deadline=args.deadline))
         except ValueError as exc:  # an instance of the batch is gone from the squad
             raise UsageError(str(exc)) from None
-        except BatchInterrupted as exc:
-            emit_result(args, exc.result)
-            print("squadnb: interrupted; the batch was cancelled", file=sys.stderr)
-            return EXIT_INTERRUPTED
-    emit_result(args, result)
-    if result.batch_id is not None and not (args.json or args.csv):
-        print(f"batch {result.batch_id} (resumed {args.batch_id})")
-    return EXIT_FAILED if result.failures else EXIT_OK
 
 
 def doctor(args: argparse.Namespace) -> int:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from squadnb import __version__, errors
-from squadnb.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, error
+from squadnb.cli.output import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, QUOTE, UsageError, clip,
+                                error)
 
 __all__ = ["build_parser", "main"]
 
@@ -25,31 +27,40 @@ _BAD_INPUT = (errors.BranchCheckedOut, errors.DuplicateTitle, errors.InvalidStat
               errors.NotAGitRepo, errors.StateFileError, errors.UnknownBatch, errors.UnknownInstance)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose error messages quote a bad value (``invalid choice: '…'``) at most
+    :data:`~squadnb.cli.output.QUOTE` characters long, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        long_quote = re.compile(r"'([^']{%d})[^']+'" % QUOTE)
+        super().error(long_quote.sub(lambda m: f"'{m.group(1)}'…", message))
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {clip(text)}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {clip(text)}")
     return value
 
 
 def _positive_seconds(text: str) -> float:
     value = float(text)
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {clip(text)}")
     return value
 
 
 def _non_negative_seconds(text: str) -> float:
     value = float(text)
     if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {clip(text)}")
     return value
 
 
@@ -114,7 +125,7 @@ def _add_batch_options(parser: argparse.ArgumentParser, *, changes_state: bool =
 def build_parser() -> argparse.ArgumentParser:
     """The ``squadnb`` parser. Each command sets ``handler`` to ``"<module>:<function>"`` inside
     ``squadnb.cli``, imported only when that command runs."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="squadnb",
         description="Batch operations over AI coding-agent instances (git worktree + tmux session).",
         epilog="Start with `squadnb demo`. Exit status: 0 all succeeded, 1 some failed, 2 usage error, "

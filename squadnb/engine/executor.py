@@ -407,6 +407,7 @@ class BatchFuture:
         """
         try:
             held.release()
+            _loop.wait_interruptibly(self._future)
             return self._future.result()
         except KeyboardInterrupt:
             self.cancel()
@@ -481,7 +482,7 @@ class BatchExecutor:
 
     @max_failures.setter
     def max_failures(self, value: int | None) -> None:
-        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise ValueError(f"max_failures must be a whole number of at least 1 or None, got {value!r}")
         self._max_failures = None if value is None else int(value)
 

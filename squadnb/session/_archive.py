@@ -15,7 +15,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from squadnb.session._storage import private_dir
+from squadnb.session._storage import private_dir, write_private
 
 __all__ = ["LIMIT", "Packed", "pack", "unpack"]
 
@@ -33,9 +33,10 @@ class Packed:
 
 def pack(worktree: str, files: list[str], archive: Path, limit: int | None = None) -> Packed:
     """Add ``files`` (paths relative to ``worktree``) to ``archive``, smallest first while the total
-    stays within ``limit`` bytes (default :data:`LIMIT`, read at each call). Files already in an existing archive (an earlier, interrupted
-    pause) are kept as they are and not counted again. The archive is written beside its final name
-    and renamed, so a crash never leaves half an archive."""
+    stays within ``limit`` bytes (default :data:`LIMIT`, read at each call). Files already in an
+    existing archive (an earlier, interrupted pause) are kept as they are, count toward the limit
+    and are not added again. The archive is written beside its final name and renamed, so a crash
+    never leaves half an archive."""
     limit = LIMIT if limit is None else limit
     private_dir(archive.parent)
     sizes: list[tuple[int, str]] = []
@@ -47,7 +48,10 @@ def pack(worktree: str, files: list[str], archive: Path, limit: int | None = Non
     temp = archive.with_name(archive.name + ".part")
     archived: list[str] = []
     dropped: list[str] = []
-    with tarfile.open(temp, "w") as out:
+    # created 0600 like every file of the home: ignored files are where secrets (.env) live
+    temp.unlink(missing_ok=True)  # a part left by a crash may have another mode
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with open(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as out:
         total = 0
         if archive.exists():
             with tarfile.open(archive) as old:
@@ -68,7 +72,7 @@ def pack(worktree: str, files: list[str], archive: Path, limit: int | None = Non
     os.replace(temp, archive)
     listing = archive.with_suffix(".dropped.txt")
     if dropped:
-        listing.write_text("".join(f"{name}\n" for name in sorted(dropped)), encoding="utf-8")
+        write_private(listing, "".join(f"{name}\n" for name in sorted(dropped)))
     else:
         listing.unlink(missing_ok=True)
     return Packed(sorted(archived), sorted(dropped))

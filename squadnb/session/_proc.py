@@ -35,7 +35,9 @@ def holders(lock: str, dirs: list[str]) -> list[int]:
             continue
         try:
             is_git = (entry / "comm").read_text().strip() == "git"
-        except OSError:
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                continue  # a zombie (killed, not reaped yet) holds no file
+        except (OSError, IndexError):
             continue
         if is_git and _cwd_inside(entry, roots):
             found.append(int(entry.name))

@@ -4,9 +4,9 @@ Owns every git command line squadnb runs. Every ``git worktree`` command (``list
 command that writes refs or the index of a commit (branch create/delete, add + commit) holds the
 repository lock: an :class:`asyncio.Lock` per process in front of an ``fcntl`` lock on
 ``<git common dir>/squadnb.flock`` shared by every squadnb process (concurrent ``git worktree add``
-calls race inside git itself, and ``worktree list`` fails while another process adds one). The lock is held only for what must be serial: a
-worktree is added with ``--no-checkout`` under the lock and its files are checked out afterwards,
-outside it, in parallel with other starts. Reads (status, diff) never take the lock and never write
+calls race inside git itself, and ``worktree list`` fails while another process adds one). The lock
+is held only for what must be serial: a worktree is added with ``--no-checkout`` under the lock and
+its files are checked out afterwards, outside it, in parallel with other starts. Reads (status, diff) never take the lock and never write
 the index (``--no-optional-locks``; diff stats use a temporary index file), so they cannot race a
 commit for ``index.lock`` (claude-squad #284).
 """
@@ -107,7 +107,7 @@ class Worktree:
 
 
 class Git:
-    """git commands for any number of repositories, with one write lock per repository."""
+    """git commands for any number of repositories, with one lock per repository (:meth:`lock`)."""
 
     def __init__(self, runner: Runner = run_command) -> None:
         self.runner = runner
@@ -256,6 +256,19 @@ class Git:
                                    done.argv, done.returncode, done.stderr)
             await self._check(repo, "worktree", "prune")
         return os.path.lexists(path)
+
+    async def checked_out(self, worktree: str) -> bool:
+        """False when the worktree's files were never checked out: :meth:`add_worktree` adds it with
+        ``--no-checkout`` (no index yet) and ``reset --hard`` writes the index last, so a worktree
+        whose add was cut short between the two has no index file."""
+        done = await self._check(worktree, "rev-parse", "--path-format=absolute", "--git-path",
+                                 "index")
+        return os.path.exists(done.stdout.strip())
+
+    async def finish_checkout(self, worktree: str) -> None:
+        """The checkout step of :meth:`add_worktree` (``reset --hard``), for a worktree whose add was
+        cut short before it: nothing in it is anyone's work yet."""
+        await self._check(worktree, "reset", "--hard", "--quiet")
 
     async def repair_dot_git(self, repo: str, path: str) -> bool:
         """Write back the ``.git`` file of a worktree whose removal stopped half-way: git deletes the
@@ -457,6 +470,7 @@ class Git:
         ref = f"refs/heads/{branch}"
         async with self.lock(repo):
             await self._check(repo, "push", "--quiet", "--set-upstream", remote, f"{ref}:{ref}")
+
 
 def same_path(a: str, b: str) -> bool:
     """True when ``a`` and ``b`` name the same place (symlinks resolved)."""

@@ -315,10 +315,14 @@ class Instance:
 
     async def _clean_interrupted_start(self) -> None:
         """A NEW instance that names a worktree is one whose start died part-way (the process was
-        killed): remove the session, worktree and created branch that start left, then forget them.
-        The branch name is kept, so the next start makes the same branch again."""
+        killed): remove the session, worktree and created branch that start left, then forget them,
+        after removing the git lock files its killed git children left (those no live process
+        holds). The branch name is kept, so the next start makes the same branch again."""
         if self.started or not self.worktree_path:
             return
+        self._inside_home(self.worktree_path)
+        if self.repo_path and os.path.isdir(self.repo_path):
+            await self.squad.git.remove_stale_locks(self.repo_path, self.worktree_path, self.branch)
         await self.squad.tmux.kill_session(self.session_name)
         await self._undo_setup(self.repo_path, self.worktree_path,
                                None if self.is_existing_branch else self.branch)
@@ -409,7 +413,8 @@ class Instance:
     async def _worktree_state(self) -> str:
         """What is at this instance's worktree path: ``"live"`` (a worktree git lists, with its
         ``.git`` file), ``"damaged"`` (the same, once its ``.git`` file, gone because a removal
-        stopped half-way, is written back), ``"stray"`` (a directory git does not know) or
+        stopped half-way, is written back, or once the checkout an add cut short never made is
+        made), ``"stray"`` (a directory git does not know) or
         ``"gone"``. Raises :class:`UnsafePath` for a path outside the home."""
         path = self._inside_home(self.worktree_path)
         if not os.path.lexists(path):
@@ -418,7 +423,13 @@ class Instance:
         if not os.path.isdir(path) or await git.listed(self.repo_path, path) is None:
             return "stray"
         if not os.path.isfile(os.path.join(path, ".git")):
-            return "damaged" if await git.repair_dot_git(self.repo_path, path) else "stray"
+            if not await git.repair_dot_git(self.repo_path, path):
+                return "stray"
+            return "damaged"
+        if not await git.checked_out(path):
+            # an add cut short before its checkout: without this, every file would read as deleted
+            await git.finish_checkout(path)
+            return "damaged"
         return "live"
 
     async def _remove_worktree(self, repo: str, worktree: str) -> str | None:

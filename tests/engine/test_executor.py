@@ -599,15 +599,22 @@ def test_ctrl_c_cancels_the_batch_and_raises_batch_interrupted() -> None:
     slow = Stall()
     started = slow.started
 
+    sent: list[bool] = []
+
     def interrupt_when_started() -> None:
         # A real SIGINT (what a kernel interrupt sends), once the main thread blocks on the batch.
-        if started.wait(10) and wait_until(main_thread_blocked):
+        if started.wait(30) and wait_until(main_thread_blocked, 30):
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
+            sent.append(True)
 
+    # An interrupt held back by a mask some earlier code left behind would never arrive.
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
     executor = BatchExecutor(max_concurrency=2)
     threading.Thread(target=interrupt_when_started, daemon=True).start()
     with pytest.raises(BatchInterrupted) as caught:
-        executor.execute(items(5), slow, progress=False)
+        # The deadline only keeps a lost interrupt from hanging the run: it fails below instead.
+        executor.execute(items(5), slow, progress=False, deadline=90)
+    assert sent == [True]
     result = caught.value.result
     assert isinstance(caught.value, KeyboardInterrupt) and not isinstance(caught.value, Exception)
     assert executor.last_result is result
@@ -616,25 +623,26 @@ def test_ctrl_c_cancels_the_batch_and_raises_batch_interrupted() -> None:
 
 
 def test_ctrl_c_while_waiting_is_turned_into_batch_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same through a patched wait: the first wait is interrupted, the second settles."""
+    """The same through a patched wait: the first wait is interrupted, the batch then settles."""
     import concurrent.futures
 
-    real = concurrent.futures.Future.result
+    real = concurrent.futures.wait
     calls = []
 
-    def interrupted_once(self: concurrent.futures.Future, timeout: float | None = None) -> object:
-        calls.append(timeout)
+    def interrupted_once(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs.get("timeout"))
         if len(calls) == 1:
             raise KeyboardInterrupt
-        return real(self, timeout)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
 
     slow = Stall()
 
-    monkeypatch.setattr(concurrent.futures.Future, "result", interrupted_once)
+    monkeypatch.setattr(concurrent.futures, "wait", interrupted_once)
     with pytest.raises(BatchInterrupted) as caught:
         BatchExecutor().execute(items(3), slow, progress=False)
     monkeypatch.undo()
     assert [r.status for r in caught.value.result.results] == ["cancelled"] * 3
+    assert calls[0] is not None  # the sync call waits in slices, so a Ctrl-C is seen promptly
 
 
 @pytest.mark.parametrize("transaction", [False, True], ids=["execute", "execute_with_rollback"])
@@ -663,7 +671,27 @@ def test_ctrl_c_while_the_batch_is_handed_to_the_loop_still_cancels_it(
     assert executor.last_result is caught.value.result
 
 
+def test_run_sync_waits_in_slices_and_still_honours_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import concurrent.futures
+
+    real = concurrent.futures.wait
+    timeouts: list[float] = []
+
+    def spy(*args: object, **kwargs: object) -> object:
+        timeouts.append(kwargs["timeout"])  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(concurrent.futures, "wait", spy)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        run_sync(asyncio.sleep(30), timeout=0.5)
+    assert 0.5 <= time.monotonic() - start < 10
+    assert len(timeouts) >= 2 and max(timeouts) <= _loop.INTERRUPT_CHECK  # a Ctrl-C is seen promptly
+    assert run_sync(asyncio.sleep(0, "done")) == "done"
+
+
 def test_loop_survives_everything_above(loop_at_start: asyncio.AbstractEventLoop) -> None:
     # Read the module's globals: get_loop() would start a new loop if the first one had died.
     assert _loop._loop is loop_at_start and loop_at_start.is_running()
     assert _loop._thread is not None and _loop._thread.is_alive()
+

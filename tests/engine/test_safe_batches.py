@@ -171,6 +171,7 @@ def test_max_failure_rate_waits_until_max_concurrency_have_finished() -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"max_failures": 0}, {"max_failures": -2}, {"max_failures": 1.5},
+                                    {"max_failures": float("nan")},
                                     {"max_failure_rate": -0.1}, {"max_failure_rate": 1.5},
                                     {"max_failure_rate": float("nan")}, {"rate": 0}, {"rate": -1},
                                     {"rate": float("nan")}, {"rate": float("inf")}])

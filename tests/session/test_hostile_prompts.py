@@ -4,6 +4,7 @@ confirm fails. Real tmux, real git, the real demo agent."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -102,13 +103,19 @@ def test_new_refuses_a_bad_first_prompt_before_creating_anything(squad: Squad) -
     assert not pending.exists() or "first" not in pending.read_text()
 
 
-def test_the_command_applies_the_same_policy(agent, squad: Squad) -> None:
-    done = subprocess.run([sys.executable, "-m", "squadnb", "prompt", "bad\x1b[201~x", agent.title],
+@pytest.mark.parametrize(("text", "what"), [("bad\x1b[201~x", "ESC[201~"), ("", "empty"),
+                                            ("  \n ", "empty"), ("stop\x03", "U+0003")])
+def test_the_command_applies_the_same_policy(agent, squad: Squad, text: str, what: str) -> None:
+    """Each target refuses it in validation, with the policy's own message, before anything is sent
+    (exit 1: the command's rule for instances that fail, as for an empty prompt)."""
+    done = subprocess.run([sys.executable, "-m", "squadnb", "prompt", text, agent.title, "--json"],
                           cwd=squad.repo, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "SQUADNB_HOME": str(squad.home)},
                           stdin=subprocess.DEVNULL)
-    assert done.returncode != 0
-    assert "ESC[201~" in done.stdout + done.stderr
+    assert done.returncode == 1, done.stdout + done.stderr
+    [record] = json.loads(done.stdout)
+    assert record["status"] == "invalid" and what in record["error"]
+    assert f"instance {agent.title!r}" in record["error"]
     assert records(agent) == [] and agent.tmux_alive()
 
 

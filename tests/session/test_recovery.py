@@ -18,7 +18,7 @@ from helpers import branches, git, tmux, tmux_sessions, wait_for
 from squadnb import BatchExecutor
 from squadnb._loop import run_sync
 from squadnb.errors import GitError, InvalidState, UnsafePath
-from squadnb.ops import BatchStartOperation
+from squadnb.ops import BatchPauseOperation, BatchStartOperation
 from squadnb.session import PauseReport, Squad, Status
 from squadnb.session import _archive
 
@@ -171,10 +171,15 @@ def test_a_plain_pause_commits_the_agents_deletions(squad: Squad, git_repo: Path
     assert "new.txt" in tip and "README.md" not in tip
 
 
+def ignore(repo: Path, patterns: str) -> None:
+    """Commit a .gitignore with ``patterns`` to the repository the instances branch from."""
+    (repo / ".gitignore").write_text(patterns)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "ignore")
+
+
 def test_ignored_files_survive_pause_and_resume(squad: Squad, git_repo: Path) -> None:
-    (git_repo / ".gitignore").write_text(".env\nbuild/\n")
-    git(git_repo, "add", "-A")
-    git(git_repo, "commit", "-q", "-m", "ignore")
+    ignore(git_repo, ".env\nbuild/\n")
     inst = squad.new("ignored")
     inst.start()
     wt = Path(inst.worktree_path)
@@ -192,15 +197,13 @@ def test_ignored_files_survive_pause_and_resume(squad: Squad, git_repo: Path) ->
 def test_ignored_files_over_the_limit_are_named_in_the_result(squad: Squad, git_repo: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_archive, "LIMIT", 100)
-    (git_repo / ".gitignore").write_text("*.log\n")
-    git(git_repo, "add", "-A")
-    git(git_repo, "commit", "-q", "-m", "ignore")
+    ignore(git_repo, "*.log\n")
     inst = squad.new("big")
     inst.start()
     wt = Path(inst.worktree_path)
     (wt / "small.log").write_text("s\n")
     (wt / "huge.log").write_text("x" * 500)
-    result = BatchExecutor().execute([inst], __import__("squadnb").BatchPauseOperation())
+    result = BatchExecutor().execute([inst], BatchPauseOperation())
     report = result.results[0].value
     assert report.archived == ("small.log",) and report.dropped == ("huge.log",)
     assert "DROPPED 1 ignored file" in str(report) and "huge.log" in str(report)
@@ -381,3 +384,19 @@ def test_doctor_removes_only_stale_locks(squad: Squad, git_repo: Path) -> None:
         holder.wait()
         holder.stdout.close()  # type: ignore[union-attr]
         held.unlink()
+
+
+def test_a_resume_killed_between_worktree_add_and_checkout_is_finished(squad: Squad,
+                                                                        git_repo: Path) -> None:
+    inst = squad.new("unchecked")
+    inst.start()
+    (Path(inst.worktree_path) / "work.txt").write_text("kept\n")
+    inst.pause()
+    record(squad, "unchecked", "resume")
+    git(git_repo, "worktree", "add", "-q", "--no-checkout", inst.worktree_path, inst.branch)
+    again = fresh(squad)["unchecked"]
+    again.resume()
+    assert (Path(again.worktree_path) / "work.txt").read_text() == "kept\n"
+    assert git(again.worktree_path, "status", "--porcelain") == ""
+    again.pause()
+    assert {"README.md", "work.txt"} <= on_branch(git_repo, again.branch)

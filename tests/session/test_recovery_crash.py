@@ -56,6 +56,25 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def agents_done(squad: Squad, repo: Path) -> set[str]:
+    """The titles whose agent has written demo-output/1.txt, in the worktree or (paused since) on
+    the branch; the driver removes and re-adds worktrees meanwhile."""
+    done = set()
+    for title in TITLES:
+        try:
+            if any(squad.worktrees_dir.rglob(f"{title}_*/demo-output/1.txt")):
+                done.add(title)
+                continue
+        except FileNotFoundError:
+            pass  # a worktree removed while it was listed
+        for branch in git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads").split():
+            if branch.endswith(f"/{title}") and subprocess.run(
+                    ["git", "-C", str(repo), "cat-file", "-e", f"{branch}:demo-output/1.txt"],
+                    capture_output=True).returncode == 0:
+                done.add(title)
+    return done
+
+
 def written(worktree: str) -> dict[str, str]:
     out = Path(worktree) / "demo-output"
     return {p.name: p.read_text() for p in sorted(out.glob("*.txt"))} if out.is_dir() else {}
@@ -77,8 +96,8 @@ def test_a_batch_killed_at_any_point_is_recovered_without_losing_work(
                               env=env, start_new_session=True)
     try:
         # every agent has written its file: from here on the driver pauses and resumes
-        wait_for(lambda: len(list(squad.worktrees_dir.rglob("demo-output/1.txt"))) == len(TITLES),
-                 timeout=60, what="every agent's first file")
+        wait_for(lambda: agents_done(squad, git_repo) == set(TITLES), timeout=90,
+                 what="every agent's first file")
         time.sleep(delay)  # the point of the crash: a fixed point in the batch, not a wait for tmux
     finally:
         victims = [driver.pid] + (descendants(driver.pid) if kill == "group" else [])

@@ -307,3 +307,23 @@ def test_an_instance_paused_by_claude_squad_resumes(tmp_path: Path, git_repo: Pa
     assert oct(logs[0].stat().st_mode & 0o777) == "0o600"
     assert disk(reopened.home)["cs paused"]["status"] == 0
     again.kill()
+
+
+def test_pane_logs_and_archives_are_0600_under_umask_022(squad: Squad, git_repo: Path) -> None:
+    (git_repo / ".gitignore").write_text("*.env\n")
+    git(git_repo, "add", ".gitignore")
+    git(git_repo, "commit", "-q", "-m", "ignore env files")
+    old = os.umask(0o022)
+    try:
+        inst = squad.new("private")
+        inst.start()
+        Path(inst.worktree_path, "secret.env").write_text("TOKEN=x\n")
+        inst.pause()
+    finally:
+        os.umask(old)
+    made = [p for p in squad.home.rglob("*") if p.is_file() and "worktrees" not in p.parts]
+    assert any(p.suffix == ".tar" for p in made) and any(p.suffix == ".log" for p in made)
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in made} == {p.name: "0o600" for p in made}
+    assert oct(squad.home.stat().st_mode & 0o777) == "0o700"
+    inst.resume()
+    assert Path(inst.worktree_path, "secret.env").read_text() == "TOKEN=x\n"
