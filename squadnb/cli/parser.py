@@ -75,6 +75,9 @@ def _add_squad_options(parser: argparse.ArgumentParser, default: Any) -> None:
     group.add_argument("--program", default=default, help="agent program of new instances")
     group.add_argument("--socket", default=default,
                        help="tmux socket name (default: $SQUADNB_TMUX_SOCKET or 'squadnb')")
+    group.add_argument("--scheduler", default=default, metavar="ADDRESS",
+                       help="run over a fleet: the Dask scheduler (tcp://HOST:PORT) whose workers are "
+                       "the hosts, each with its own squad (needs squadnb[distributed])")
     group.add_argument("--claude-squad", action="store_true",
                        default=False if default is None else default,
                        help="operate on ~/.claude-squad and the default tmux server (sessions of `cs`)")
