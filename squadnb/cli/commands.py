@@ -26,6 +26,7 @@ from squadnb.engine.result import instance_label
 from squadnb.errors import BatchInterrupted, RollbackIncomplete, SquadError, TransactionError
 from squadnb.ops import (BatchKillOperation, BatchPauseOperation, BatchPromptOperation,
                          BatchPushOperation, BatchResumeOperation, BatchStartOperation, DiffOperation, with_batch_options)
+from squadnb.session._input import check_prompt
 from squadnb.session.instance import Instance, Status
 from squadnb.session.squad import Squad
 
@@ -213,6 +214,8 @@ def new(args: argparse.Namespace) -> int:
 
 def batch(args: argparse.Namespace) -> int:
     """``squadnb start|pause|resume|kill|prompt``: one built-in operation over the targets."""
+    if args.command == "prompt":
+        check_prompt(args.text)  # a prompt no instance could take is bad input: exit 2, nothing read
     squad = open_squad(args)
     squad.refresh()
     instances = _targets(squad, args)

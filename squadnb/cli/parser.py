@@ -23,8 +23,9 @@ from squadnb.cli.output import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, QUOTE
 __all__ = ["build_parser", "main"]
 
 # squadnb errors that mean "the request was wrong", not "the work failed": exit 2, nothing changed.
-_BAD_INPUT = (errors.BranchCheckedOut, errors.DuplicateTitle, errors.InvalidState, errors.InvalidTitle,
-              errors.NotAGitRepo, errors.StateFileError, errors.UnknownBatch, errors.UnknownInstance)
+_BAD_INPUT = (errors.BranchCheckedOut, errors.DuplicateTitle, errors.InvalidPrompt, errors.InvalidState,
+              errors.InvalidTitle, errors.NotAGitRepo, errors.StateFileError, errors.UnknownBatch,
+              errors.UnknownInstance)
 
 
 class _Parser(argparse.ArgumentParser):
