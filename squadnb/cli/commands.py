@@ -51,7 +51,8 @@ def open_squad(args: argparse.Namespace) -> Squad:
     if args.claude_squad:
         overrides = {"home": args.home, "repo": args.repo, "tmux_socket": args.socket,
                      "program": args.program}
-        return Squad.claude_squad(**{k: v for k, v in overrides.items() if v is not None})
+        return Squad.claude_squad(**{k: v for k, v in overrides.items() if v is not None},
+                                  force=getattr(args, "force", False))
     return Squad(home=args.home, repo=args.repo or ".", program=args.program, tmux_socket=args.socket)
 
 
@@ -139,6 +140,8 @@ def _run_batch(args: argparse.Namespace, squad: Squad, instances: list[Instance]
     if getattr(args, "dry_run", False):
         emit_frame(args, executor.plan(instances, operation))
         return EXIT_OK
+    if journaled and isinstance(squad, Squad):
+        squad.guard_claude_squad()  # refused before anything runs: exit 2, nothing changed
     if args.command == "kill":
         _confirm_kill(args, instances)
     run = executor.execute_with_rollback if args.transaction else executor.execute
