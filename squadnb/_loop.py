@@ -21,9 +21,11 @@ import asyncio
 import concurrent.futures
 import functools
 import threading
+import time
 from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
 
-__all__ = ["arun", "get_loop", "in_loop_thread", "on_loop", "run_sync", "submit", "twin_docs"]
+__all__ = ["arun", "get_loop", "in_loop_thread", "on_loop", "run_sync", "submit", "twin_docs",
+           "wait_interruptibly"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -73,10 +75,32 @@ def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         )
     future = submit(coro)
     try:
-        return future.result(timeout)
+        wait_interruptibly(future, timeout)
+        return future.result(0)  # TimeoutError when ``timeout`` passed first
     except KeyboardInterrupt:
         future.cancel()
         raise
+
+
+#: seconds a blocking call waits on squadnb's loop between looks for a Ctrl-C
+INTERRUPT_CHECK = 0.2
+
+
+def wait_interruptibly(future: concurrent.futures.Future[Any], timeout: float | None = None) -> bool:
+    """Block until ``future`` is done (True) or ``timeout`` seconds pass (False), waking every
+    :data:`INTERRUPT_CHECK` seconds: CPython runs a signal's handler between bytecodes, so a Ctrl-C
+    landing just before one long blocking wait began would only be seen when that wait ended.
+
+    :raises KeyboardInterrupt: Ctrl-C (a kernel interrupt) while waiting.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = INTERRUPT_CHECK if deadline is None else min(INTERRUPT_CHECK,
+                                                           deadline - time.monotonic())
+        if concurrent.futures.wait((future,), timeout=max(left, 0.0)).done:
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
 
 
 async def arun(coro: Coroutine[Any, Any, T]) -> T:

@@ -46,7 +46,8 @@ then on.
   the scheduler's ``remove-worker`` events; every call waiting on that worker fails with
   :class:`~squadnb.errors.HostLost` naming the host, later calls to it fail at once, and the rest of the
   batch goes on. A validation cut short that way returns quietly so that the ``execute`` that follows
-  reports ``HostLost``: every instance of a lost host reads ``HostLost``, not ``ValidationError``. A
+  reports ``HostLost``: every instance of a lost host reads ``HostLost``, not ``ValidationError`` (a
+  plan, which runs no execute, shows such an instance as one that would run). A
   worker restarted under the same name (a nanny, ``dask worker`` again) is found again by name; its
   Squad reloads the host's files.
 - **Clients**: ``Fleet(client)`` uses the given client only for its scheduler address and security,
@@ -64,7 +65,9 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import inspect
+import os
 import sys
 import sysconfig
 import traceback
@@ -82,6 +85,7 @@ from squadnb.errors import Cancelled, HostLost, OperationTimeout, SquadError, Un
 if TYPE_CHECKING:
     import pandas as pd
 
+    from squadnb.engine.journal import Journal
     from squadnb.session.instance import Instance
     from squadnb.session.squad import Squad
 
@@ -308,7 +312,9 @@ def _rebuild_error(packed: tuple[Any, ...], host: str) -> BaseException:
     return error
 
 
+@functools.lru_cache(maxsize=1)
 def _installed_roots() -> list[Path]:
+    """Where installed code lives (the standard library, site-packages): a host has it too."""
     paths = sysconfig.get_paths()
     return [Path(paths[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")]
 
@@ -326,10 +332,8 @@ def _travel_by_value(operation: Any) -> None:
         if id(obj) in seen or depth > 4:
             return
         seen.add(id(obj))
-        kinds = (type, Callable)
-        for item in ([obj] if isinstance(obj, kinds) else [type(obj)]):
-            module = sys.modules.get(getattr(item, "__module__", "") or "")
-            _register(module)
+        defined = obj if inspect.isclass(obj) or inspect.isroutine(obj) else type(obj)
+        _register(sys.modules.get(getattr(defined, "__module__", "") or ""))
         values: list[Any] = []
         if isinstance(obj, (list, tuple, set, frozenset)):
             values = list(obj)
@@ -464,6 +468,8 @@ class Fleet:
         hosts build their Squad from the worker's ``SQUADNB_HOME`` / ``SQUADNB_TMUX_SOCKET``.
     :param per_host: at most this many remote calls at once on one host (``None``: no limit beyond
         the executor's concurrency and the worker's ``--nthreads``).
+    :param home: this machine's squadnb home, where :attr:`journal` lives (default
+        ``$SQUADNB_HOME`` or ``~/.squadnb``); each host's instances live in that host's home.
     :raises ImportError: Dask distributed is not installed (the message names the extra).
     :raises ValueError: ``squads`` names a worker the scheduler does not know, or ``per_host < 1``.
     :raises OSError: the scheduler cannot be reached.
@@ -471,7 +477,7 @@ class Fleet:
 
     def __init__(self, client: Any, repo: str | Path = ".", program: str | None = None,
                  squads: Mapping[Any, Mapping[str, Any]] | None = None,
-                 per_host: int | None = None) -> None:
+                 per_host: int | None = None, home: str | os.PathLike[str] | None = None) -> None:
         _distributed()
         if per_host is not None and per_host < 1:
             raise ValueError(f"per_host must be at least 1 (or None: no limit), got {per_host!r}")
@@ -481,6 +487,9 @@ class Fleet:
             self.scheduler_address, self._security = client.scheduler.address, client.security
         self.repo = str(repo)
         self.program = program
+        self.home = Path(home if home is not None else os.environ.get("SQUADNB_HOME", "~/.squadnb"))
+        self.home = self.home.expanduser().absolute()
+        self._journal: Journal | None = None
         self.per_host = per_host
         self._squads = {str(name): dict(kwargs) for name, kwargs in (squads or {}).items()}
         self._client: Any = None
@@ -711,6 +720,18 @@ class Fleet:
         fields = await self._remote(host, _host_new, self.squad_kwargs(host), title, program, branch,
                                     prompt, what=f"new({title!r})")
         return self._proxy(host, fields)
+
+    @property
+    def journal(self) -> Journal:
+        """The journal of the batches run from this machine over the fleet: a
+        :class:`~squadnb.Journal` at ``<home>/history.sqlite`` (this machine's home, shared with a local
+        Squad of that home), opened on first use. :raises JournalError: it cannot be opened."""
+        if self._journal is None:
+            from squadnb.engine.journal import Journal
+
+            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._journal = Journal(self.home / "history.sqlite")
+        return self._journal
 
     def __getitem__(self, title: str) -> RemoteInstance:
         """The instance titled ``title``, on whichever host. :raises UnknownInstance: none has it."""

@@ -623,15 +623,14 @@ def test_kill_all_forgets_never_started_instances(cli: Cli) -> None:
     assert cli.state() == {} and branches(cli.repo) == {"main"}
 
 
-def test_an_empty_prompt_is_exit_1_and_sends_nothing(cli: Cli) -> None:
-    """The issue's rule: an empty prompt is the instances' failure (exit 1, each refused before
-    anything is sent), not a usage error."""
+def test_a_prompt_the_policy_refuses_is_exit_2_and_sends_nothing(cli: Cli) -> None:
+    """An empty, blank or control-character prompt is bad input (exit 2, nothing changed), refused by
+    the same policy as the Python API before any instance is touched."""
     (a,) = cli.started("a")
-    for text in ("", "   "):
+    for text in ("", "   ", "stop\x03now"):
         done = cli("prompt", text, a, "--json")
-        assert done.returncode == 1, (done.stdout, done.stderr)
-        [record] = json.loads(done.stdout)
-        assert record["status"] == "invalid" and "empty" in record["error"]
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        assert done.stdout == "" and done.stderr.startswith("squadnb: error: ")
         assert "Traceback" not in done.stderr
     assert cli.json("diff", a)[0]["added"] == 0
 

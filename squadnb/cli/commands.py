@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import sys
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from squadnb.engine.result import instance_label
 from squadnb.errors import BatchInterrupted, RollbackIncomplete, SquadError, TransactionError
 from squadnb.ops import (BatchKillOperation, BatchPauseOperation, BatchPromptOperation,
                          BatchPushOperation, BatchResumeOperation, BatchStartOperation, DiffOperation, with_batch_options)
+from squadnb.session._input import check_prompt
 from squadnb.session.instance import Instance, Status
 from squadnb.session.squad import Squad
 
@@ -41,12 +43,32 @@ __all__ = ["batch", "diff", "doctor", "fan_out", "history", "ls", "new", "open_s
 
 
 def open_squad(args: argparse.Namespace) -> Squad:
-    """The squad named by --home/--repo/--socket (their environment defaults), or claude-squad's."""
+    """The squad named by --home/--repo/--socket (their environment defaults), or claude-squad's; with
+    --scheduler a :class:`~squadnb.distributed.Fleet` over that scheduler's workers, which every batch
+    command takes like a squad (``doctor`` and ``fan-out`` work on one squad only)."""
+    if getattr(args, "scheduler", None):
+        return _open_fleet(args)  # type: ignore[return-value]
     if args.claude_squad:
         overrides = {"home": args.home, "repo": args.repo, "tmux_socket": args.socket,
                      "program": args.program}
-        return Squad.claude_squad(**{k: v for k, v in overrides.items() if v is not None})
+        return Squad.claude_squad(**{k: v for k, v in overrides.items() if v is not None},
+                                  force=getattr(args, "force", False))
     return Squad(home=args.home, repo=args.repo or ".", program=args.program, tmux_socket=args.socket)
+
+
+def _open_fleet(args: argparse.Namespace) -> Any:
+    if args.claude_squad:
+        raise UsageError("--scheduler and --claude-squad do not go together")
+    if args.command in ("doctor", "fan-out"):
+        raise UsageError(f"'{args.command}' works on one squad; it does not take --scheduler")
+    try:
+        from squadnb.distributed import Fleet
+
+        fleet = Fleet(args.scheduler, repo=args.repo or ".", program=args.program, home=args.home)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    atexit.register(fleet.close)  # its Dask client, before the interpreter tears its threads down
+    return fleet
 
 
 def _selection(squad: Squad, args: argparse.Namespace, *, default_all: bool) -> pd.DataFrame:
@@ -118,6 +140,8 @@ def _run_batch(args: argparse.Namespace, squad: Squad, instances: list[Instance]
     if getattr(args, "dry_run", False):
         emit_frame(args, executor.plan(instances, operation))
         return EXIT_OK
+    if journaled and isinstance(squad, Squad):
+        squad.guard_claude_squad()  # refused before anything runs: exit 2, nothing changed
     if args.command == "kill":
         _confirm_kill(args, instances)
     run = executor.execute_with_rollback if args.transaction else executor.execute
@@ -193,6 +217,8 @@ def new(args: argparse.Namespace) -> int:
 
 def batch(args: argparse.Namespace) -> int:
     """``squadnb start|pause|resume|kill|prompt``: one built-in operation over the targets."""
+    if args.command == "prompt":
+        check_prompt(args.text)  # a prompt no instance could take is bad input: exit 2, nothing read
     squad = open_squad(args)
     squad.refresh()
     instances = _targets(squad, args)

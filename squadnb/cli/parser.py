@@ -23,8 +23,9 @@ from squadnb.cli.output import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, QUOTE
 __all__ = ["build_parser", "main"]
 
 # squadnb errors that mean "the request was wrong", not "the work failed": exit 2, nothing changed.
-_BAD_INPUT = (errors.BranchCheckedOut, errors.DuplicateTitle, errors.InvalidState, errors.InvalidTitle,
-              errors.NotAGitRepo, errors.StateFileError, errors.UnknownBatch, errors.UnknownInstance)
+_BAD_INPUT = (errors.BranchCheckedOut, errors.ClaudeSquadRunning, errors.DuplicateTitle,
+              errors.InvalidPrompt, errors.InvalidState, errors.InvalidTitle, errors.NotAGitRepo,
+              errors.StateFileError, errors.UnknownBatch, errors.UnknownInstance)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,9 +75,18 @@ def _add_squad_options(parser: argparse.ArgumentParser, default: Any) -> None:
     group.add_argument("--program", default=default, help="agent program of new instances")
     group.add_argument("--socket", default=default,
                        help="tmux socket name (default: $SQUADNB_TMUX_SOCKET or 'squadnb')")
+    group.add_argument("--scheduler", default=default, metavar="ADDRESS",
+                       help="run over a fleet: the Dask scheduler (tcp://HOST:PORT) whose workers are "
+                       "the hosts, each with its own squad (needs squadnb[distributed])")
     group.add_argument("--claude-squad", action="store_true",
                        default=False if default is None else default,
                        help="operate on ~/.claude-squad and the default tmux server (sessions of `cs`)")
+
+
+def _add_force(parser: argparse.ArgumentParser, also: str = "") -> None:
+    parser.add_argument("--force", action="store_true",
+                        help=f"{also}with --claude-squad, act even while a claude-squad (cs) process "
+                        "runs (it rewrites state.json when it quits and would undo this)")
 
 
 def _add_targets(parser: argparse.ArgumentParser) -> None:
@@ -172,9 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, parents=common)
         _add_targets(sub)
         _add_batch_options(sub)
-        if name == "kill":
-            sub.add_argument("--force", action="store_true",
-                             help="kill instances with uncommitted or unmerged work without asking")
+        _add_force(sub, "kill instances with uncommitted or unmerged work without asking; "
+                   if name == "kill" else "")
         if name == "start":
             sub.add_argument("--restart", action="store_true",
                              help="restart the program of dead instances (tmux session gone) in "
@@ -185,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("text", metavar="TEXT", help="the prompt")
     _add_targets(sub)
     _add_batch_options(sub)
+    _add_force(sub)
     sub.set_defaults(handler="commands:batch")
 
     sub = commands.add_parser("preview", help="print an instance's pane", parents=[squad_options])
@@ -198,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch_options(sub)
     sub.add_argument("--remote", default="origin", help="remote name, URL or path (default origin)")
     sub.add_argument("--message", help="commit message of uncommitted work (default: pause's)")
+    _add_force(sub)
     sub.set_defaults(handler="commands:push")
 
     sub = commands.add_parser("fan-out", help="give one prompt to N new agents TITLE-1 … TITLE-N",

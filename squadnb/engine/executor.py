@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 __all__ = ["BatchExecutor", "BatchFuture"]
 
 _CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
-_INTERRUPT_CHECK = 0.2  # seconds a sync call blocks on its batch between looks for a Ctrl-C
 _CANCELLED = "batch cancelled"
 _DEADLINE = "batch deadline passed"
 
@@ -408,10 +407,7 @@ class BatchFuture:
         """
         try:
             held.release()
-            # In slices: CPython runs a signal's handler between bytecodes, so a Ctrl-C landing just
-            # before one long blocking wait began would only be seen when the batch ended.
-            while not concurrent.futures.wait((self._future,), timeout=_INTERRUPT_CHECK).done:
-                pass
+            _loop.wait_interruptibly(self._future)
             return self._future.result()
         except KeyboardInterrupt:
             self.cancel()

@@ -368,8 +368,8 @@ def write_private(path: Path, data: bytes | str) -> None:
 
 
 def _replace(path: Path, text: str, new_mode: int = 0o600) -> int:
-    """Replace ``path`` atomically with ``text`` (temp file + fsync + rename) and return the bytes
-    written. A symlink is written through (its target is replaced); an existing
+    """Replace ``path`` atomically with ``text`` (temp file, fsync, rename, fsync of the directory)
+    and return the bytes written. A symlink is written through (its target is replaced); an existing
     file's mode is kept, a new one gets ``new_mode``. Raises ``OSError``; a temp file is never left
     behind."""
     target = Path(os.path.realpath(path))
@@ -389,14 +389,24 @@ def _replace(path: Path, text: str, new_mode: int = 0o600) -> int:
             os.fsync(fd)
         finally:
             os.close(fd)
-        # The directory is not fsync'd (it costs as much again): a SIGKILL cannot lose a rename, and
-        # a power cut at worst keeps the previous complete file, never a torn one.
         os.replace(temp, target)
+        # Without the directory's fsync a power cut can bring back the previous file, undoing a
+        # state change (a pause) the call already reported; writes are coalesced, so it is paid once
+        # per write, not once per change.
+        _fsync_directory(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
     return len(data)
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------- merging

@@ -303,19 +303,22 @@ class Squad:
                                         if key != "prompt"):
             self._take(stored, instance)
 
-    async def _aguard_claude_squad(self) -> None:
-        """Before a lifecycle call changes claude-squad's state: refuse with
-        :class:`~squadnb.errors.ClaudeSquadRunning` while a ``cs`` process runs, unless ``force``.
-        Only ``Squad.claude_squad()`` homes are guarded (``cs`` never writes squadnb's own home)."""
+    def guard_claude_squad(self) -> None:
+        """Before changing claude-squad's state: raise :class:`~squadnb.errors.ClaudeSquadRunning`
+        while a ``cs`` process runs, unless ``force``. Only ``Squad.claude_squad()`` homes are
+        guarded (``cs`` never writes squadnb's own home). Every lifecycle call and :meth:`save` call
+        it; the command calls it once before a batch, so a refused batch changes nothing."""
         if self.guards_claude_squad and not self.force:
-            await asyncio.to_thread(refuse_if_running)
+            refuse_if_running()
+
+    async def _aguard_claude_squad(self) -> None:
+        await asyncio.to_thread(self.guard_claude_squad)
 
     def save(self) -> None:
         """Write every instance's fields changed in memory (each lifecycle change is already saved as
         it happens) and wait until they are on disk. Raises :class:`StateWriteError` (the first;
         the others as notes) and, beside a running ``cs``, :class:`ClaudeSquadRunning`."""
-        if self.guards_claude_squad and not self.force:
-            refuse_if_running()
+        self.guard_claude_squad()
         instances = self.instances
         for instance in instances:
             self._save_instance(instance, observed=False)

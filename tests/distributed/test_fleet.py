@@ -282,6 +282,31 @@ def test_import_squadnb_stays_light_and_missing_dask_names_the_extra() -> None:
         "[]", "squadnb's Fleet needs Dask distributed: pip install 'squadnb[distributed]'"]
 
 
+def test_the_command_runs_its_batches_over_the_fleet(cluster: Any, tmp_path: Path) -> None:
+    def squadnb_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "squadnb", "--scheduler", cluster.address,
+                               "--repo", str(cluster.repo), "--program", demo_program(0.1),
+                               "--home", str(tmp_path / "client-home"), *args],
+                              capture_output=True, text=True, timeout=100)
+
+    made = squadnb_cli("new", "cli-1", "cli-2", "--csv")
+    assert made.returncode == 0, made.stderr
+    hosts = {line.split(",")[0]: line.split(",")[1] for line in made.stdout.splitlines()[1:]}
+    assert made.stdout.splitlines()[0].startswith("title,host,")
+    assert set(hosts) == {"cli-1", "cli-2"} and set(hosts.values()) <= {"w1", "w2"}
+    started = squadnb_cli("start", "cli-1", "cli-2", "--csv")
+    assert started.returncode == 0, started.stderr
+    assert "host" in started.stdout.splitlines()[0].split(",")
+    for title, host in hosts.items():
+        assert f"squadnb_{title}" in tmux_sessions(cluster.socket(host))
+    killed = squadnb_cli("kill", "cli-1", "cli-2", "--force")
+    assert killed.returncode == 0, killed.stderr
+    refused = squadnb_cli("doctor")
+    assert refused.returncode == 2 and "does not take --scheduler" in refused.stderr
+    history = squadnb_cli("history", "--csv")  # the batches are journaled in this machine's home
+    assert [line.split(",")[1] for line in history.stdout.splitlines()[1:]] == ["Start", "Kill"]
+
+
 def test_a_worker_killed_mid_batch_fails_only_its_instances(fleet: Fleet, cluster: Any,
                                                             tmp_path: Path) -> None:
     cluster.start_worker("w3")

@@ -671,7 +671,27 @@ def test_ctrl_c_while_the_batch_is_handed_to_the_loop_still_cancels_it(
     assert executor.last_result is caught.value.result
 
 
+def test_run_sync_waits_in_slices_and_still_honours_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import concurrent.futures
+
+    real = concurrent.futures.wait
+    timeouts: list[float] = []
+
+    def spy(*args: object, **kwargs: object) -> object:
+        timeouts.append(kwargs["timeout"])  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(concurrent.futures, "wait", spy)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        run_sync(asyncio.sleep(30), timeout=0.5)
+    assert 0.5 <= time.monotonic() - start < 10
+    assert len(timeouts) >= 2 and max(timeouts) <= _loop.INTERRUPT_CHECK  # a Ctrl-C is seen promptly
+    assert run_sync(asyncio.sleep(0, "done")) == "done"
+
+
 def test_loop_survives_everything_above(loop_at_start: asyncio.AbstractEventLoop) -> None:
     # Read the module's globals: get_loop() would start a new loop if the first one had died.
     assert _loop._loop is loop_at_start and loop_at_start.is_running()
     assert _loop._thread is not None and _loop._thread.is_alive()
+

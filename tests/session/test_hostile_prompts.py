@@ -106,16 +106,13 @@ def test_new_refuses_a_bad_first_prompt_before_creating_anything(squad: Squad) -
 @pytest.mark.parametrize(("text", "what"), [("bad\x1b[201~x", "ESC[201~"), ("", "empty"),
                                             ("  \n ", "empty"), ("stop\x03", "U+0003")])
 def test_the_command_applies_the_same_policy(agent, squad: Squad, text: str, what: str) -> None:
-    """Each target refuses it in validation, with the policy's own message, before anything is sent
-    (exit 1: the command's rule for instances that fail, as for an empty prompt)."""
+    """Bad input, refused by the policy's own message before any instance is touched: exit 2."""
     done = subprocess.run([sys.executable, "-m", "squadnb", "prompt", text, agent.title, "--json"],
                           cwd=squad.repo, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "SQUADNB_HOME": str(squad.home)},
                           stdin=subprocess.DEVNULL)
-    assert done.returncode == 1, done.stdout + done.stderr
-    [record] = json.loads(done.stdout)
-    assert record["status"] == "invalid" and what in record["error"]
-    assert f"instance {agent.title!r}" in record["error"]
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == "" and what in done.stderr and "Traceback" not in done.stderr
     assert records(agent) == [] and agent.tmux_alive()
 
 

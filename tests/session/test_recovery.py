@@ -261,8 +261,8 @@ def test_a_batch_start_cut_by_its_deadline_is_cancelled_and_leaves_nothing(
 
 
 @pytest.mark.parametrize("where", ["outside", "relative"])
-def test_a_worktree_path_squadnb_did_not_make_is_refused(squad: Squad, tmp_path: Path,
-                                                         where: str) -> None:
+def test_a_worktree_path_squadnb_did_not_make_is_refused(squad: Squad, tmp_path: Path, where: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     inst = squad.new("tampered")
     inst.start()
     victim = tmp_path / "victim"
@@ -272,7 +272,7 @@ def test_a_worktree_path_squadnb_did_not_make_is_refused(squad: Squad, tmp_path:
     data = json.loads(state.read_text())
     data["instances"][0]["worktree"]["worktree_path"] = str(victim) if where == "outside" else "victim"
     state.write_text(json.dumps(data))
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # a relative path resolves here; restored after the test
     again = fresh(squad)["tampered"]
     for call in (again.pause, again.kill):
         with pytest.raises(UnsafePath, match="instance 'tampered': .*victim.* is not inside") as caught:

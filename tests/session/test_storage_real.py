@@ -274,6 +274,21 @@ def test_a_running_claude_squad_is_detected_before_its_state_changes(
     assert "cs a" not in disk(squad.home)
 
 
+def test_the_command_refuses_while_claude_squad_runs_unless_forced(
+        tmp_path: Path, git_repo: Path, tmux_socket: str, capsys: pytest.CaptureFixture[str]) -> None:
+    squad = cs_squad(tmp_path, git_repo, tmux_socket)
+    squad.new("cs b").start()
+    argv = ["--claude-squad", "--home", str(squad.home), "--repo", str(git_repo), "--socket",
+            tmux_socket, "pause", "cs b"]
+    with running_claude_squad(tmp_path) as running:
+        capsys.readouterr()
+        assert main(argv) == 2
+        assert f"claude-squad is running (pid {running.pid})" in capsys.readouterr().err
+        assert cs_squad(tmp_path, git_repo, tmux_socket)["cs b"].status is not Status.PAUSED
+        assert main([*argv, "--force", "--json"]) == 0
+    assert cs_squad(tmp_path, git_repo, tmux_socket)["cs b"].status is Status.PAUSED
+
+
 def test_an_instance_paused_by_claude_squad_resumes(tmp_path: Path, git_repo: Path,
                                                     tmux_socket: str) -> None:
     """claude-squad's pause: commit, remove the worktree, status 3, and the session left running."""
