@@ -81,6 +81,7 @@ from squadnb import _loop
 from squadnb.engine._invoke import Tally, call, operation_timeout, tally
 from squadnb.engine.operation import op_name, validate_op, verify_op
 from squadnb.errors import Cancelled, HostLost, OperationTimeout, SquadError, UnknownInstance
+from squadnb.session._status import StatusFlags
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -374,7 +375,7 @@ def _loads(data: bytes) -> _Outcome:
     return cloudpickle.loads(data)
 
 
-class RemoteInstance:
+class RemoteInstance(StatusFlags):
     """An instance on one of a :class:`Fleet`'s hosts, as the client sees it.
 
     Usable wherever an instance is: the engine runs operations on it on its host (see the module
@@ -401,18 +402,6 @@ class RemoteInstance:
     def status(self) -> Any:
         """The :class:`~squadnb.session.Status` as of the last remote call or refresh."""
         return self._fields["status"]
-
-    @property
-    def started(self) -> bool:
-        from squadnb.session.instance import Status
-
-        return self.status is not Status.NEW
-
-    @property
-    def paused(self) -> bool:
-        from squadnb.session.instance import Status
-
-        return self.status is Status.PAUSED
 
     def __getattr__(self, name: str) -> Any:
         fields = self.__dict__.get("_fields")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ACTIONS", "Status", "refusal"]
+from squadnb.session._input import shown
+
+__all__ = ["ACTIONS", "Status", "StatusFlags", "refusal"]
 
 
 class Status(enum.IntEnum):
@@ -42,7 +44,7 @@ class Status(enum.IntEnum):
             if found is not None:
                 return found
         names = ", ".join(status.label for status in cls)
-        raise ValueError(f"unknown status {value!r} (one of: {names})")
+        raise ValueError(f"unknown status {shown(value)} (one of: {names})")
 
     def to_disk(self) -> int:
         return int(self) if self <= Status.PAUSED else int(Status.READY)
@@ -50,6 +52,21 @@ class Status(enum.IntEnum):
 
 #: the lifecycle actions :func:`refusal` knows
 ACTIONS = ("start", "restart", "pause", "resume", "kill", "prompt", "stop", "command", "push")
+
+
+class StatusFlags:
+    """``started`` and ``paused`` read from ``self.status``: one rule for an
+    :class:`~squadnb.session.Instance` and the proxies that stand for one (a Fleet's)."""
+
+    status: Status
+
+    @property
+    def started(self) -> bool:
+        return self.status is not Status.NEW
+
+    @property
+    def paused(self) -> bool:
+        return self.status is Status.PAUSED
 
 
 def refusal(action: str, status: Status) -> str | None:

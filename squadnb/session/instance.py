@@ -28,7 +28,7 @@ from squadnb.session import _archive, _pane
 from squadnb.session._command import failure, run_in_worktree
 from squadnb.session._input import check_prompt
 from squadnb.session._programs import profile_for, with_continue
-from squadnb.session._status import Status, refusal
+from squadnb.session._status import Status, StatusFlags, refusal
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData, write_private
 from squadnb.session.git import DiffStats, FileChange, branch_name
 
@@ -105,7 +105,7 @@ def _some(items: tuple[str, ...], shown: int = 5) -> str:
 
 
 @twin_docs
-class Instance:
+class Instance(StatusFlags):
     """One instance of a :class:`~squadnb.session.squad.Squad`; create it with ``squad.new(...)``.
 
     Attributes follow claude-squad: ``title, path, branch, worktree_path, status, program,
@@ -151,14 +151,6 @@ class Instance:
     def session_name(self) -> str:
         """The tmux session name (``squadnb_<title>``, or claude-squad's under ``claude_squad()``)."""
         return self.squad.session_name_for(self.title)
-
-    @property
-    def started(self) -> bool:
-        return self.status is not Status.NEW
-
-    @property
-    def paused(self) -> bool:
-        return self.status is Status.PAUSED
 
     def __repr__(self) -> str:
         return f"<Instance {self.title!r} {self.status.label} branch={self.branch!r}>"
