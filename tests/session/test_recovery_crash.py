@@ -22,13 +22,15 @@ from squadnb.session import Squad, Status
 DRIVER = """
 import sys
 from squadnb import BatchExecutor, BatchPauseOperation, BatchPromptOperation, BatchResumeOperation
-from squadnb import BatchStartOperation
+from squadnb import BatchStartOperation, DiffOperation
 from squadnb.session import Squad
 squad = Squad(home=sys.argv[1], repo=sys.argv[2], tmux_socket=sys.argv[3])
 batch = BatchExecutor(max_concurrency=4)
 instances = squad.instances
 batch.execute(instances, BatchStartOperation(), progress=False)
 batch.execute(instances, BatchPromptOperation("write your file"), progress=False)
+# a prompt returns once the agent has it; its file comes when the work is done
+batch.execute(instances, DiffOperation(until_changed=True), progress=False)
 while True:
     batch.execute(instances, BatchPauseOperation(), progress=False)
     batch.execute(instances, BatchResumeOperation(), progress=False)
