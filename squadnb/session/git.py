@@ -428,7 +428,10 @@ class Git:
         with tempfile.TemporaryDirectory(prefix="squadnb-index-") as tmp:
             temp_index = str(Path(tmp) / "index")
             if os.path.exists(index):
-                await asyncio.to_thread(shutil.copyfile, index, temp_index)
+                # copy2 keeps the index's mtime: git trusts an entry's stat data only when the
+                # file is older than the index, so a fresh mtime would hide a same-size edit made
+                # in the second of the index's last write ("racily clean" entries)
+                await asyncio.to_thread(shutil.copy2, index, temp_index)
             env = {**os.environ, "GIT_INDEX_FILE": temp_index}
             await self._check(worktree, "add", "-A", env=env)
             yield env
