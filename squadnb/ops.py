@@ -47,7 +47,7 @@ from squadnb.engine._seconds import Seconds, check_timeout
 from squadnb.engine.operation import ConditionalOperation, Operation, RetryOperation
 from squadnb.errors import InvalidState, InvalidTitle, RollbackNotSupported
 from squadnb.session import _postconditions as hold
-from squadnb.session._command import CommandRun, command_argv, failure, run_in_worktree
+from squadnb.session._command import CommandRun, command_argv, failure
 from squadnb.session._input import check_prompt
 from squadnb.session.instance import Instance, PauseReport, Status
 
@@ -307,11 +307,9 @@ class RunCommand(Operation):
                                f"{instance.worktree_path!r} does not exist")
 
     async def execute(self, instance: Instance) -> CommandRun:
-        who = f"instance {instance.title!r}: "
-        run = await run_in_worktree(self.command, instance.worktree_path, main=instance.repo_path,
-                                    timeout=self.timeout, env=self.env, who=who)
+        run = await instance.arun_command(self.command, timeout=self.timeout, env=self.env)
         if self.check and run.exit_code != 0:
-            raise failure(run, self.command, f"{who}command")
+            raise failure(run, self.command, f"instance {instance.title!r}: command")
         return run
 
     async def rollback(self, instance: Instance) -> None:

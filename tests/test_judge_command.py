@@ -202,3 +202,17 @@ def test_a_batch_over_several_instances_and_its_table(squad: Squad) -> None:
 ])
 def test_the_rules_of_run_command_and_push(action: str, status: Status, reason: str | None) -> None:
     assert refusal(action, status) == reason
+
+
+def test_a_pause_waits_for_a_running_command_instead_of_removing_its_worktree(running,
+                                                                              tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    batch = BatchExecutor(timeout=60).submit(
+        [running], RunCommand(f"touch {started}; sleep 1; cat README.md > seen.txt"))
+    wait_for(started.exists, what="the command to start")
+    running.pause()  # held until the command ends; before, it removed the worktree under it
+    result = batch.result(60)
+    assert result.all_succeeded, result.error()
+    assert result.results[0].value.exit_code == 0
+    running.resume()
+    assert Path(running.worktree_path, "seen.txt").read_text().strip()

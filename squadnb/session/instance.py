@@ -17,7 +17,7 @@ import hashlib
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, AsyncIterator, Generator, Iterator, TypeVar
+from typing import TYPE_CHECKING, AsyncIterator, Generator, Iterator, Mapping, Sequence, TypeVar
 
 from squadnb._loop import on_loop, run_sync, twin_docs
 from squadnb._receipt import receipt_for
@@ -25,7 +25,7 @@ from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, Inva
                             ProgramExited, PromptNotDelivered, SessionError, TmuxError,
                             UnsafePath)
 from squadnb.session import _archive, _pane
-from squadnb.session._command import failure, run_in_worktree
+from squadnb.session._command import CommandRun, failure, run_in_worktree
 from squadnb.session._input import check_prompt
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._status import Status, StatusFlags, refusal
@@ -903,6 +903,25 @@ class Instance(StatusFlags):
         """Remove the pin set by :meth:`pin` (nothing happens when it is not pinned). Raises
         :class:`StateFileError` when ``pins.json`` is unreadable (it is left as is)."""
         await asyncio.to_thread(self.squad._store.set_pinned, self.title, False)
+
+    def run_command(self, command: str | Sequence[str], *, timeout: float | None = None,
+                    env: Mapping[str, str] | None = None) -> CommandRun:
+        return run_sync(self.arun_command(command, timeout=timeout, env=env))
+
+    @on_loop
+    async def arun_command(self, command: str | Sequence[str], *, timeout: float | None = None,
+                           env: Mapping[str, str] | None = None) -> CommandRun:
+        """Run ``command`` in the worktree (a string under ``sh -c``, a sequence without a shell,
+        ``$SQUADNB_MAIN`` set) and return its :class:`CommandRun`, whatever its exit code. The
+        instance is held meanwhile: a pause, resume or kill waits until the command ends, so no
+        worktree is removed under a running command.
+
+        :raises InvalidState: the instance has no worktree (not started, or paused).
+        """
+        async with self._lock:
+            self.check("command")
+            return await run_in_worktree(command, self.worktree_path, main=self.repo_path,
+                                         timeout=timeout, env=env, who=f"instance {self.title!r}: ")
 
     def changed_files(self) -> pd.DataFrame:
         return run_sync(self.achanged_files())
