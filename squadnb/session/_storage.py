@@ -554,6 +554,7 @@ class Store:
         self._guard = threading.Lock()      # the cached documents
         self._wake = threading.Condition()  # the queue and the writer thread
         self._queue: dict[str, Change] = {}
+        self._writing: list[Change] = []  # taken off the queue, being written now
         self._writer: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lock
@@ -654,7 +655,7 @@ class Store:
                 if not self._queue:
                     self._writer = None
                     return
-                batch = list(self._queue.values())
+                batch = self._writing = list(self._queue.values())
                 self._queue.clear()
             self._write_batch(batch)
 
@@ -769,7 +770,7 @@ class Store:
     def drain(self) -> None:
         """Block until every change queued so far is written (errors are left to their futures)."""
         with self._wake:
-            futures = [c.future for c in self._queue.values()]
+            futures = [c.future for c in [*self._writing, *self._queue.values()]]
         concurrent.futures.wait(futures)
 
     # ------------------------------------------------------------------ config

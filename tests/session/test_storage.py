@@ -328,3 +328,29 @@ def test_a_read_after_another_process_wrote_sees_its_entries(tmp_path: Path) -> 
     on_disk = json.loads((home / "state.json").read_text())["instances"]
     assert [e["title"] for e in on_disk] == ["a", "b"] and on_disk[0]["auto_yes"] is True
     assert copy.deepcopy(on_disk) == [s.entry for s in Store(home).load()]
+
+
+def test_drain_waits_for_the_batch_the_writer_is_writing(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """drain() looked only at the queue: a batch the writer had already taken off it was not waited
+    for, so the state file could still be missing when drain() returned."""
+    squad = open_squad(tmp_path / "home")
+    store = squad._store
+    taken, release = threading.Event(), threading.Event()
+    apply = store._apply
+
+    def held(batch: list) -> list:
+        taken.set()
+        release.wait(30)
+        return apply(batch)
+
+    monkeypatch.setattr(store, "_apply", held)
+    squad._submit("x", entry("x"), True, False)
+    assert taken.wait(30)
+    drained = threading.Event()
+    waiter = threading.Thread(target=lambda: (store.drain(), drained.set()))
+    waiter.start()
+    assert not drained.wait(0.5)  # still writing: drain must not have returned
+    release.set()
+    waiter.join(30)
+    assert drained.is_set() and "x" in (tmp_path / "home" / "state.json").read_text()
