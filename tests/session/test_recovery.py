@@ -212,6 +212,7 @@ def test_ignored_files_over_the_limit_are_named_in_the_result(squad: Squad, git_
 
 
 def test_the_repository_lock_is_held_across_processes(squad: Squad, git_repo: Path) -> None:
+    git(git_repo, "branch", "doomed")
     lock = git_repo / ".git" / "squadnb.flock"
     holder = subprocess.Popen([sys.executable, "-c", f"import fcntl,time; f=open({str(lock)!r},'a'); "
                                "fcntl.flock(f, fcntl.LOCK_EX); print('ok', flush=True); time.sleep(60)"],
@@ -219,16 +220,18 @@ def test_the_repository_lock_is_held_across_processes(squad: Squad, git_repo: Pa
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
 
-        async def listing() -> object:
-            return await asyncio.wait_for(squad.git.worktrees(str(git_repo)), 1.0)
+        async def deleting() -> object:
+            return await asyncio.wait_for(squad.git.delete_branch(str(git_repo), "doomed"), 1.0)
 
         with pytest.raises(asyncio.TimeoutError):
-            run_sync(listing())  # worktree list waits for the other process
+            run_sync(deleting())  # a ref write waits for the other process
+        assert git(git_repo, "branch", "--list", "doomed")
     finally:
         holder.kill()
         holder.wait()
         holder.stdout.close()  # type: ignore[union-attr]
-    assert len(run_sync(listing())) == 1  # released with its process, and nothing left held here
+    run_sync(deleting())  # released with its process, and nothing left held here
+    assert not git(git_repo, "branch", "--list", "doomed")
 
 
 def test_a_start_cancelled_right_after_new_session_leaves_no_session(
