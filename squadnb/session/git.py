@@ -242,20 +242,36 @@ class Git:
         return next((p for p in paths if not (besides and same_path(p, besides))), None)
 
     async def add_worktree(self, repo: str, path: str, branch: str, *, new_from: str | None) -> None:
-        """Create a worktree at ``path`` on ``branch``: a new branch cut from commit ``new_from``, or
-        the existing ``branch`` when ``new_from`` is None.
+        """Create a worktree at ``path`` on ``branch``: a new branch cut from commit ``new_from`` (one
+        that exists by then, made by another process meanwhile, is refused with :class:`GitError`
+        and left alone), or the existing ``branch`` when ``new_from`` is None, which must not be
+        checked out in any worktree (:class:`GitError` naming where it is).
 
         Only ``worktree add --no-checkout`` holds the repository lock; the checkout runs outside it.
-        On failure nothing is left: the worktree is removed and a branch created here is deleted.
+        The add runs with ``--force``, so git skips its own is-it-checked-out-elsewhere pass over
+        every worktree (the checks above make it, in the same lock hold, from the files); git still
+        refuses a path that is not empty. On failure nothing is left: the worktree is removed and a
+        branch created here is deleted.
         """
-        args = ["worktree", "add", "--no-checkout", "--quiet"]
+        args = ["worktree", "add", "--force", "--no-checkout", "--quiet"]
         args += ["-b", branch, path, new_from] if new_from is not None else [path, branch]
+        created = None
         try:
             async with self.lock(repo):
+                if new_from is None:
+                    where = await self.checked_out_at(repo, branch)
+                    if where is not None:
+                        raise GitError(f"git worktree add refused: branch {branch!r} is checked out "
+                                       f"at {where}", ("git", "-C", repo, *args))
+                elif await self.branch_exists(repo, branch):
+                    raise GitError(f"git worktree add refused: branch {branch!r} already exists",
+                                   ("git", "-C", repo, *args))
+                else:
+                    created = branch
                 await self._check(repo, *args)
             await self._check(path, "reset", "--hard", "--quiet")
         except BaseException:
-            await asyncio.shield(self._undo_add(repo, path, branch if new_from is not None else None))
+            await asyncio.shield(self._undo_add(repo, path, created))
             raise
 
     async def _undo_add(self, repo: str, path: str, created_branch: str | None) -> None:

@@ -149,3 +149,24 @@ def test_listing_while_another_process_adds_and_removes_worktrees_never_fails(
         churn.wait()
     assert churn.returncode == 0
     assert rounds > 5
+
+
+def test_adding_refuses_a_branch_checked_out_elsewhere_or_made_meanwhile_and_leaves_it(
+        git_repo: Path, tmp_path: Path) -> None:
+    git(git_repo, "worktree", "add", "-q", "-b", "busy", str(tmp_path / "busy"))
+    git(git_repo, "branch", "theirs")
+    (git_repo / "more.txt").write_text("more")
+    git(git_repo, "add", "more.txt")
+    git(git_repo, "commit", "-qm", "more")
+    theirs = git(git_repo, "rev-parse", "theirs").strip()
+    g = Git()
+
+    with pytest.raises(GitError, match="checked out at"):
+        run_sync(g.add_worktree(str(git_repo), str(tmp_path / "again"), "busy", new_from=None))
+    with pytest.raises(GitError, match="already exists"):
+        run_sync(g.add_worktree(str(git_repo), str(tmp_path / "new"), "theirs",
+                                new_from=git(git_repo, "rev-parse", "HEAD").strip()))
+
+    assert git(git_repo, "rev-parse", "theirs").strip() == theirs  # not reset, not deleted
+    assert not (tmp_path / "again").exists() and not (tmp_path / "new").exists()
+    assert len(porcelain(git_repo)) == 2
