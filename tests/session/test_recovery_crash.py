@@ -17,7 +17,10 @@ import pytest
 from helpers import git, wait_for
 
 import squadnb
+from squadnb._loop import run_sync
+from squadnb.errors import InvalidState
 from squadnb.session import Squad, Status
+from squadnb.session._postconditions import agent_runs_in_worktree
 
 DRIVER = """
 import sys
@@ -120,3 +123,63 @@ def test_a_batch_killed_at_any_point_is_recovered_without_losing_work(
         assert inst.status is Status.RUNNING and written(inst.worktree_path).get("1.txt") \
             == "write your file"
     assert not fresh._intents.load()
+
+
+RESTART_DRIVER = """
+import sys
+from squadnb import BatchExecutor, BatchStartOperation
+from squadnb.session import Squad
+squad = Squad(home=sys.argv[1], repo=sys.argv[2], tmux_socket=sys.argv[3])
+BatchExecutor(max_concurrency=3).execute(squad.instances, BatchStartOperation(first_time_setup=False),
+                                         progress=False)
+"""
+
+
+def crash_during(action: str, script: str, squad: Squad, tmux_socket: str, kill: str,
+                 delay: float) -> None:
+    """Run ``script`` in a child process, and SIGKILL it (alone, or with every process it spawned)
+    ``delay`` seconds after it first recorded ``action`` in ``transitions.json`` (or once it ended)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(squadnb.__file__).parent.parent)}
+    driver = subprocess.Popen([sys.executable, "-c", script, str(squad.home), squad.repo, tmux_socket],
+                              env=env, start_new_session=True)
+    path = squad.home / "transitions.json"
+    deadline = time.monotonic() + 60
+    try:
+        # polled tightly (not wait_for's 50 ms): a delay of 0 must land before the first tmux step
+        while action not in (path.read_text() if path.exists() else "") and driver.poll() is None:
+            assert time.monotonic() < deadline, f"the driver never recorded a {action}"
+            time.sleep(0.002)
+        time.sleep(delay)
+    finally:
+        victims = [driver.pid] + (descendants(driver.pid) if kill == "group" else [])
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        driver.wait()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.3])
+@pytest.mark.parametrize("kill", ["driver", "group"])
+def test_a_restart_batch_killed_at_any_point_is_finished_by_the_next_restart(
+        squad: Squad, tmux_socket: str, kill: str, delay: float) -> None:
+    for title in TITLES:
+        inst = squad.new(title)
+        inst.start()
+        inst.stop()  # DEAD: worktree and branch kept, no session
+    crash_during("restart", RESTART_DRIVER, squad, tmux_socket, kill, delay)
+    fresh = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)
+    left = fresh._intents.load()
+    for title in TITLES:
+        inst = fresh[title]
+        try:
+            inst.restart()  # finishes a restart cut short, or restarts one the driver never began
+        except InvalidState as refused:  # the driver restarted it whole
+            assert title not in left and "its program is still running" in str(refused)
+        assert inst.status is Status.RUNNING, title
+        run_sync(agent_runs_in_worktree(inst, "restart"))
+        wait_for(lambda: "continuing after" in inst.preview(), what="the continue flag's line")
+    assert not fresh._intents.load()
+    again = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)
+    assert {again[t].status for t in TITLES} == {Status.RUNNING}
