@@ -471,7 +471,15 @@ class Instance(StatusFlags):
                     if not self._unfinished:
                         await asyncio.shield(asyncio.to_thread(self.squad._intents.end, self.title))
                     raise
-                self.squad._intents.end(self.title)
+                await self._end_record()
+
+    async def _end_record(self) -> None:
+        """Forget this instance's recorded transition once the call's state changes are on disk (the
+        state writer runs in its own thread): a process killed in between must leave either the
+        record, so the next call finishes the transition, or the new state, never the old state
+        without the record."""
+        await self.squad._aflush(self)
+        self.squad._intents.end(self.title)
 
     async def _recover(self, action: str | None = None) -> str | None:
         """Finish the transition an earlier call recorded and did not complete (its process died),
@@ -483,9 +491,11 @@ class Instance(StatusFlags):
         too (the worktree it re-added is kept, the agent started if it is not running), a kill is
         finished. A restart is finished when its program runs (it is kept); otherwise a restart or
         the doctor starts the program again, and any other call finds the instance DEAD (a pause
-        or a kill would only stop it again) and None is returned. Raises :class:`InvalidState`
-        while the process that began it is still alive; a restart whose program fails to start
-        raises what :meth:`arestart` raises, and is over (the instance is DEAD)."""
+        or a kill would only stop it again) and None is returned.
+
+        Raises :class:`InvalidState` while the process that began it is still alive; a restart
+        whose program fails to start raises what :meth:`arestart` raises, and is over (the
+        instance is DEAD)."""
         intent = self.squad._intents.get(self.title)
         if intent is None or not self.started:
             return None
@@ -505,9 +515,9 @@ class Instance(StatusFlags):
             try:
                 runs = await self._finish_restart(relaunch=action in (None, "restart"))
             finally:  # a failed launch kills its session: nothing is left half-done
-                await asyncio.shield(asyncio.to_thread(self.squad._intents.end, self.title))
+                await asyncio.shield(self._end_record())
             return "restart" if runs else None
-        self.squad._intents.end(self.title)
+        await self._end_record()
         return intent.action
 
     async def _finish_restart(self, *, relaunch: bool) -> bool:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import git, wait_for
+from helpers import branches, git, wait_for
 
 import squadnb
 from squadnb._loop import run_sync
@@ -183,3 +183,41 @@ def test_a_restart_batch_killed_at_any_point_is_finished_by_the_next_restart(
     assert not fresh._intents.load()
     again = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)
     assert {again[t].status for t in TITLES} == {Status.RUNNING}
+
+
+ENDS_THEN_DIES = """
+import os, signal, sys, time
+from squadnb.session import Squad, _intents, _storage
+real_end, real_write = _intents.Intents.end, _storage.Store._write_batch
+
+def end_then_die(self, title):
+    real_end(self, title)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def slow_write(self, batch):
+    time.sleep(0.3)  # a slow disk: the state write is still on its way when the record ends
+    real_write(self, batch)
+
+_intents.Intents.end, _storage.Store._write_batch = end_then_die, slow_write
+squad = Squad(home=sys.argv[1], repo=sys.argv[2], tmux_socket=sys.argv[3])
+getattr(squad[sys.argv[4]], sys.argv[5])()
+"""
+
+
+@pytest.mark.parametrize("action", ["pause", "kill"])
+def test_a_call_killed_right_after_it_ends_its_record_has_saved_its_state(
+        squad: Squad, git_repo: Path, tmux_socket: str, action: str) -> None:
+    inst = squad.new("ended")
+    inst.start()
+    env = {**os.environ, "PYTHONPATH": str(Path(squadnb.__file__).parent.parent)}
+    died = subprocess.run([sys.executable, "-c", ENDS_THEN_DIES, str(squad.home), squad.repo,
+                           tmux_socket, "ended", action], env=env, capture_output=True, text=True)
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    again = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)
+    assert not again._intents.load()
+    if action == "kill":
+        assert "ended" not in again and branches(git_repo) == {"main"}
+    else:
+        assert again["ended"].status is Status.PAUSED
+        again["ended"].resume()
+        assert again["ended"].status is Status.RUNNING
