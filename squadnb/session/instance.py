@@ -491,13 +491,19 @@ class Instance(StatusFlags):
         too (the worktree it re-added is kept, the agent started if it is not running), a kill is
         finished. A restart is finished when its program runs (it is kept); otherwise a restart or
         the doctor starts the program again, and any other call finds the instance DEAD (a pause
-        or a kill would only stop it again) and None is returned.
+        or a kill would only stop it again) and None is returned. A record made before this
+        instance was created (an earlier instance of the title, whose kill was killed after
+        removing it from the files) is dropped, never applied to it.
 
         Raises :class:`InvalidState` while the process that began it is still alive; a restart
         whose program fails to start raises what :meth:`arestart` raises, and is over (the
         instance is DEAD)."""
         intent = self.squad._intents.get(self.title)
         if intent is None or not self.started:
+            return None
+        if _parse_time(intent.at) < self.created_at:
+            # an earlier instance of this title, whose kill died after removing it from the files
+            self.squad._intents.end(self.title)
             return None
         if intent.running:
             raise InvalidState(f"its {intent.action} is still running in process {intent.pid}")

@@ -458,3 +458,16 @@ def test_a_restart_killed_after_its_session_keeps_a_live_program_and_relaunches_
         assert command == "sleep"  # adopted, not started twice
     else:
         wait_for(lambda: "continuing after" in again.preview(), what="the relaunched agent")
+
+
+def test_a_record_left_by_an_earlier_instance_of_the_title_is_not_applied_to_a_new_one(
+        squad: Squad, git_repo: Path) -> None:
+    squad.new("reused").start()
+    squad["reused"].kill()
+    record(squad, "reused", "kill")  # a kill killed after it removed the instance from the files
+    inst = squad.new("reused")
+    inst.start()
+    (Path(inst.worktree_path) / "work.txt").write_text("new work\n")
+    inst.pause()
+    assert inst.status is Status.PAUSED and "work.txt" in on_branch(git_repo, inst.branch)
+    assert not fresh(squad)._intents.load()
