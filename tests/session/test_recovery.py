@@ -471,3 +471,20 @@ def test_a_record_left_by_an_earlier_instance_of_the_title_is_not_applied_to_a_n
     inst.pause()
     assert inst.status is Status.PAUSED and "work.txt" in on_branch(git_repo, inst.branch)
     assert not fresh(squad)._intents.load()
+
+
+@pytest.mark.parametrize("then", ["pause", "resume"])
+def test_an_interrupted_kill_is_finished_by_pause_or_resume_which_say_it_is_gone(
+        squad: Squad, git_repo: Path, tmux_socket: str, then: str) -> None:
+    inst = squad.new("killed")
+    inst.start()
+    if then == "resume":
+        inst.pause()
+    record(squad, "killed", "kill")
+    with pytest.raises(InvalidState, match=f"instance 'killed': {then} failed: an interrupted kill "
+                                           "of it was finished: it is gone"):
+        getattr(fresh(squad)["killed"], then)()
+    again = fresh(squad)
+    assert "killed" not in again and not again._intents.load() and branches(git_repo) == {"main"}
+    assert inst.session_name not in tmux_sessions(tmux_socket) and not os.path.lexists(inst.worktree_path)
+    assert again.doctor().empty

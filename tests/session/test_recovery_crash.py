@@ -6,6 +6,7 @@ be in its worktree or on its branch tip."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import branches, git, wait_for
+from helpers import branches, git, tmux_sessions, wait_for
 
 import squadnb
 from squadnb._loop import run_sync
@@ -183,6 +184,74 @@ def test_a_restart_batch_killed_at_any_point_is_finished_by_the_next_restart(
     assert not fresh._intents.load()
     again = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)
     assert {again[t].status for t in TITLES} == {Status.RUNNING}
+
+
+KILL_DRIVER = """
+import sys
+from squadnb import BatchExecutor, BatchKillOperation
+from squadnb.session import Squad
+squad = Squad(home=sys.argv[1], repo=sys.argv[2], tmux_socket=sys.argv[3])
+BatchExecutor(max_concurrency=3).execute(squad.instances, BatchKillOperation(), progress=False)
+"""
+
+#: the call each instance gets after the crash: a running one is paused, a paused one resumed
+NEXT_CALL = {"crash-a": "pause", "crash-b": "resume", "crash-c": "pause"}
+
+
+def outside_the_home(root: Path, home: Path) -> dict[str, tuple[int, int]]:
+    """Size and mtime of every file under ``root`` but outside ``home`` and the repository's own
+    ``.git`` (where git keeps the worktrees' and branches' records)."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*") if p.is_file() and home not in p.parents
+            and ".git" not in p.relative_to(root).parts}
+
+
+@pytest.mark.parametrize("then", ["calls", "doctor"])
+@pytest.mark.parametrize("delay", [0.0, 0.08])
+@pytest.mark.parametrize("kill", ["driver", "group"])
+def test_a_kill_batch_killed_at_any_point_is_finished_by_pause_resume_or_doctor(
+        squad: Squad, git_repo: Path, tmp_path: Path, tmux_socket: str, kill: str, delay: float,
+        then: str) -> None:
+    for title in NEXT_CALL:
+        squad.new(title).start()
+    squad["crash-b"].pause()
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "mine.txt").write_text("not squadnb's\n")
+    before = outside_the_home(tmp_path, squad.home)
+    main_tip = git(git_repo, "rev-parse", "main")
+    crash_during("kill", KILL_DRIVER, squad, tmux_socket, kill, delay)
+    fresh = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)
+    left = fresh._intents.load()
+    killed = set(NEXT_CALL) - {i.title for i in fresh.instances} | set(left)
+    if then == "doctor":
+        report = fresh.doctor(repair=True)
+        assert set(report["instance"]) == set(left) and report["repaired"].all()
+    for title, call in NEXT_CALL.items():
+        if title not in killed:  # the kill had not begun: the call does its own work
+            inst = fresh[title]
+            getattr(inst, call)()
+            assert inst.status is (Status.PAUSED if call == "pause" else Status.RUNNING)
+            assert git(git_repo, "rev-parse", "--verify", "-q", inst.branch)
+        elif title in fresh:  # a kill cut short, recorded: the next call finishes it
+            with pytest.raises(InvalidState, match=f"instance '{title}': {call} failed: an "
+                               "interrupted kill of it was finished: it is gone"):
+                getattr(fresh[title], call)()
+    again = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)
+    # a kill killed after removing its instance from the files (its last step) leaves only its
+    # record, which no call of the instance can end any more: the doctor names it and drops it
+    report = again.doctor()
+    assert set(report["kind"]) <= {"half-done transition"} and set(report["instance"]) <= killed
+    assert report["detail"].str.contains("no longer in the state files").all()
+    again.doctor(repair=True)
+    assert again.doctor().empty
+    assert not again._intents.load() and {i.title for i in again.instances} == set(NEXT_CALL) - killed
+    state = json.loads((squad.home / "state.json").read_text())
+    assert {e["title"] for e in state["instances"]} == set(NEXT_CALL) - killed
+    assert not {squad.session_name_for(t) for t in killed} & tmux_sessions(tmux_socket)
+    assert not {f"test/{t}" for t in killed} & branches(git_repo)
+    assert not [p for t in killed for p in squad.worktrees_dir.rglob(f"{t}_*")]
+    assert outside_the_home(tmp_path, squad.home) == before
+    assert git(git_repo, "rev-parse", "main") == main_tip and not git(git_repo, "status", "--porcelain")
 
 
 ENDS_THEN_DIES = """
