@@ -27,6 +27,7 @@ from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, Inva
 from squadnb.session import _archive, _pane
 from squadnb.session._command import CommandRun, failure, run_in_worktree
 from squadnb.session._input import check_prompt
+from squadnb.session._intents import Intent
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._status import Status, StatusFlags, refusal
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData, write_private
@@ -463,7 +464,7 @@ class Instance(StatusFlags):
                     yield True
                     return
                 self._require(action)
-                self.squad._intents.begin(self.title, action)
+                await self._begin_record(action)
                 self._unfinished = False
                 try:
                     yield False
@@ -473,13 +474,31 @@ class Instance(StatusFlags):
                     raise
                 await self._end_record()
 
+    async def _begin_record(self, action: str) -> None:
+        """Record ``action`` in ``transitions.json``, in a thread: the write takes the home's lock,
+        which the state writer holds while it replaces a ``state.json`` of every instance, and the
+        loop thread must not wait for that. A cancel while the record is written lets the write
+        finish and removes the record again: the call never began."""
+        intents = self.squad._intents
+        writing = asyncio.ensure_future(asyncio.to_thread(intents.begin, self.title, action))
+        try:
+            await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._undo_record(writing))
+            raise
+
+    async def _undo_record(self, writing: asyncio.Future[Intent]) -> None:
+        with contextlib.suppress(Exception):  # a failed write left no record
+            await writing
+            await asyncio.to_thread(self.squad._intents.end, self.title)
+
     async def _end_record(self) -> None:
         """Forget this instance's recorded transition once the call's state changes are on disk (the
         state writer runs in its own thread): a process killed in between must leave either the
         record, so the next call finishes the transition, or the new state, never the old state
-        without the record."""
+        without the record. The record is removed in a thread, as :meth:`_begin_record` writes it."""
         await self.squad._aflush(self)
-        self.squad._intents.end(self.title)
+        await asyncio.shield(asyncio.to_thread(self.squad._intents.end, self.title))
 
     async def _recover(self, action: str | None = None) -> str | None:
         """Finish the transition an earlier call recorded and did not complete (its process died),
