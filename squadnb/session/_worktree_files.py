@@ -115,12 +115,17 @@ def admin_of(common: str, path: str) -> str | None:
                 return admin
     except OSError:
         pass
+    name = os.path.basename(os.path.dirname(dot_git))
     for admin in _entries(common):
         try:
-            if os.path.realpath(_dot_git_named(admin)) == dot_git:
-                return admin
+            named = _dot_git_named(admin)
         except OSError:
             continue
+        # git writes real paths; resolving only the entries of the same directory name keeps this
+        # pass at one small read per entry
+        if named == dot_git or (os.path.basename(os.path.dirname(named)) == name
+                                and os.path.realpath(named) == dot_git):
+            return admin
     return None
 
 
