@@ -23,13 +23,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Mapping
+from typing import IO, AsyncIterator, Awaitable, Mapping, TypeVar
 
 from squadnb.errors import GitError, NotAGitRepo
 from squadnb.session import _proc
 from squadnb.session._run import Completed, Runner, run_command
 
 __all__ = ["DiffStats", "FileChange", "Git", "Worktree", "branch_name", "same_path"]
+
+T = TypeVar("T")
 
 #: the file in the repository's common git directory whose ``fcntl`` lock serialises squadnb's git
 #: writes across processes
@@ -135,7 +137,12 @@ class Git:
         and a cancel while waiting leaves nothing held."""
         common = await self.common_dir(repo)
         async with self._locks.setdefault(common, asyncio.Lock()):
-            handle = await asyncio.to_thread(open, os.path.join(common, LOCK_NAME), "a")
+            opening = asyncio.ensure_future(asyncio.to_thread(open, os.path.join(common, LOCK_NAME), "a"))
+            try:
+                handle = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                opening.add_done_callback(_close_opened)  # the thread still opens it: close it then
+                raise
             try:
                 pause = 0.002
                 while True:
@@ -228,12 +235,15 @@ class Git:
 
         Only ``worktree add --no-checkout`` holds the repository lock; the checkout runs outside it.
         On failure nothing is left: the worktree is removed and a branch created here is deleted.
+        A cancel waits for ``worktree add`` to finish (it is quick) before the undo: killed part-way,
+        git leaves a worktree locked as "initializing" without its ``.git`` file, which ``worktree
+        remove -f -f`` refuses and ``prune`` keeps, and may leave ``refs/heads/<branch>.lock``.
         """
         args = ["worktree", "add", "--no-checkout", "--quiet"]
         args += ["-b", branch, path, new_from] if new_from is not None else [path, branch]
         try:
             async with self.lock(repo):
-                await self._check(repo, *args)
+                await _to_the_end(self._check(repo, *args))
             await self._check(path, "reset", "--hard", "--quiet")
         except BaseException:
             await asyncio.shield(self._undo_add(repo, path, branch if new_from is not None else None))
@@ -485,3 +495,23 @@ def _listdir(path: str) -> list[str]:
         return sorted(os.listdir(path))
     except OSError:
         return []
+
+
+async def _to_the_end(step: Awaitable[T]) -> T:
+    """Await ``step`` to its end even when the caller is cancelled meanwhile, then raise the cancel
+    (the step's own outcome dropped): for a step that, cut short, leaves what no undo can clean."""
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the cancel is what the caller sees
+        raise
+
+
+def _close_opened(opening: asyncio.Future[IO[str]]) -> None:
+    """Close the file a worker thread opened for a caller cancelled meanwhile (else only the garbage
+    collector would, with a ResourceWarning)."""
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
