@@ -11,8 +11,8 @@ kind                     what                                         repair
 =======================  ===========================================  ==============================
 outside the home         a recorded worktree path that is relative    none (reported only)
                          or outside ``<home>/worktrees/``
-half-done transition     a pause/resume/kill/start a killed process   finish it (the next call's
-                         left recorded                                recovery)
+half-done transition     a pause/resume/kill/restart/start a killed   finish it (the next call's
+                         process left recorded                        recovery)
 orphan session           a session with this squad's prefix that no   history saved, session ended
                          instance names
 orphan worktree          a worktree git lists under ``worktrees/``    dirty work committed to its

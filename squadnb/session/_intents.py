@@ -26,8 +26,8 @@ __all__ = ["Intent", "Intents"]
 
 @dataclass(frozen=True)
 class Intent:
-    """One transition in flight: the action (``start``, ``pause``, ``resume``, ``kill``), the pid of
-    the process that began it, and when."""
+    """One transition in flight: the action (``pause``, ``resume``, ``kill``, ``restart``), the pid
+    of the process that began it, and when."""
 
     action: str
     pid: int

@@ -4,7 +4,7 @@ instance's own idea of its state): the ``verify`` of the built-in operations.
 Each check raises :class:`~squadnb.errors.VerificationError` whose message names the instance and
 what did not hold, e.g. ``instance 'a': after Pause, its worktree /… is still there``; it returns
 None when the post-condition holds. Reads only: ``has-session``/``display-message``/``capture-pane``
-and ``worktree list``/``rev-parse``/``merge-base --is-ancestor``.
+and git's worktree list/``rev-parse``/``merge-base --is-ancestor``.
 """
 
 from __future__ import annotations
@@ -36,10 +36,8 @@ async def _listed(instance: Instance) -> str | None:
     list the worktrees of the process's current directory)."""
     if not instance.repo_path:
         return None
-    for tree in await instance.squad.git.worktrees(instance.repo_path):
-        if os.path.realpath(tree.path) == os.path.realpath(instance.worktree_path):
-            return tree.branch or ""
-    return None
+    tree = await instance.squad.git.listed(instance.repo_path, instance.worktree_path)
+    return None if tree is None else tree.branch or ""
 
 
 async def agent_runs_in_worktree(instance: Instance, action: str) -> None:

@@ -1,14 +1,16 @@
 """Async wrapper over the git CLI: worktrees, branches, commits and diff stats.
 
-Owns every git command line squadnb runs. Every ``git worktree`` command (``list`` included) and every
-command that writes refs or the index of a commit (branch create/delete, add + commit) holds the
+Owns every git command line squadnb runs. Every command that adds or removes a worktree or writes
+refs or the index of a commit (worktree add/remove, branch delete, add + commit, push) holds the
 repository lock: an :class:`asyncio.Lock` per process in front of an ``fcntl`` lock on
 ``<git common dir>/squadnb.flock`` shared by every squadnb process (concurrent ``git worktree add``
-calls race inside git itself, and ``worktree list`` fails while another process adds one). The lock
-is held only for what must be serial: a worktree is added with ``--no-checkout`` under the lock and
-its files are checked out afterwards, outside it, in parallel with other starts. Reads (status, diff) never take the lock and never write
-the index (``--no-optional-locks``; diff stats use a temporary index file), so they cannot race a
-commit for ``index.lock`` (claude-squad #284).
+calls race inside git itself). The lock is held only for what must be serial: a worktree is added
+with ``--no-checkout`` under the lock and its files are checked out afterwards, outside it, in
+parallel with other starts. The worktree list is read from git's files (:mod:`._worktree_files`),
+which costs the same at 200 worktrees as at 20 where git's own commands grow with the count.
+Reads (status, diff) never take the lock and never write the index (``--no-optional-locks``; diff
+stats use a temporary index file), so they cannot race a commit for ``index.lock``
+(claude-squad #284).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import IO, AsyncIterator, Awaitable, Mapping, TypeVar
 
 from squadnb.errors import GitError, NotAGitRepo
 from squadnb.session import _proc
+from squadnb.session import _worktree_files as files
+from squadnb.session._worktree_files import Reftable, Worktree
 from squadnb.session._run import Completed, Runner, run_command
 
 __all__ = ["DiffStats", "FileChange", "Git", "Worktree", "branch_name", "same_path"]
@@ -97,15 +101,6 @@ def _file_changes(numstat: str, name_status: str) -> list[FileChange]:
                                   int(minus) if minus.isdigit() else 0,
                                   _STATUS_WORDS.get(letter, letter)))
     return changes
-
-
-@dataclass(frozen=True)
-class Worktree:
-    """One entry of ``git worktree list --porcelain``."""
-
-    path: str
-    branch: str | None  # short name; None when detached
-    head: str | None
 
 
 class Git:
@@ -200,53 +195,93 @@ class Git:
         return (await self._check(repo, "merge-base", a, b)).stdout.strip()
 
     async def worktrees(self, repo: str) -> list[Worktree]:
-        """Every worktree of the repository, the main checkout first (under the repository lock:
-        ``worktree list`` fails while another process adds or removes one)."""
-        async with self.lock(repo):
-            return await self._worktrees(repo)
+        """Every worktree git lists for the repository, the main checkout first, read from git's
+        files (:mod:`._worktree_files`: no process, no lock, microseconds per worktree)."""
+        common = await self.common_dir(repo)
+        try:
+            return await asyncio.to_thread(files.read_worktrees, common)
+        except Reftable:
+            return await self._porcelain_worktrees(repo)
 
-    async def _worktrees(self, repo: str) -> list[Worktree]:
-        out = (await self._check(repo, "worktree", "list", "--porcelain")).stdout
+    async def _porcelain_worktrees(self, repo: str) -> list[Worktree]:
+        """``git worktree list``, for a reftable repository (under the lock: it fails while another
+        process adds a worktree)."""
+        async with self.lock(repo):
+            out = (await self._check(repo, "worktree", "list", "--porcelain")).stdout
         found: list[Worktree] = []
         for block in out.strip().split("\n\n"):
             fields = dict((line.split(" ", 1) + [""])[:2] for line in block.splitlines() if line)
             if "worktree" in fields:
                 ref = fields.get("branch")
                 found.append(Worktree(fields["worktree"],
-                                      ref.removeprefix("refs/heads/") if ref else None,
-                                      fields.get("HEAD")))
+                                      ref.removeprefix("refs/heads/") if ref else None))
         return found
 
     async def listed(self, repo: str, path: str) -> Worktree | None:
-        """The entry of ``git worktree list`` at ``path`` (compared as real paths), or None."""
-        return next((tree for tree in await self.worktrees(repo) if same_path(tree.path, path)), None)
+        """The worktree git lists at ``path`` (compared as real paths; the main checkout included),
+        or None: one small read when ``path`` holds an intact ``.git`` file
+        (:func:`._worktree_files.admin_of`)."""
+        common = await self.common_dir(repo)
+        real = os.path.realpath(path)
+        if real == files.main_path(common):
+            head = os.path.join(common, "HEAD")
+        else:
+            admin = await asyncio.to_thread(files.admin_of, common, path)
+            if admin is None:
+                return None
+            head = os.path.join(admin, "HEAD")
+        try:
+            return Worktree(real, await asyncio.to_thread(files.branch_at, head))
+        except Reftable:
+            return next((t for t in await self._porcelain_worktrees(repo) if same_path(t.path, path)),
+                        None)
+        except OSError:
+            return None  # removed right now
 
     async def checked_out_at(self, repo: str, branch: str, *, besides: str = "") -> str | None:
         """The path of the worktree (the main checkout included) that has ``branch`` checked out,
         other than ``besides`` (an instance's own worktree is never "elsewhere")."""
-        for tree in await self.worktrees(repo):
-            if tree.branch == branch and not (besides and same_path(tree.path, besides)):
-                return tree.path
-        return None
+        common = await self.common_dir(repo)
+        try:
+            paths = await asyncio.to_thread(files.checked_out, common, branch)
+        except Reftable:
+            paths = [t.path for t in await self._porcelain_worktrees(repo) if t.branch == branch]
+        return next((p for p in paths if not (besides and same_path(p, besides))), None)
 
     async def add_worktree(self, repo: str, path: str, branch: str, *, new_from: str | None) -> None:
-        """Create a worktree at ``path`` on ``branch``: a new branch cut from commit ``new_from``, or
-        the existing ``branch`` when ``new_from`` is None.
+        """Create a worktree at ``path`` on ``branch``: a new branch cut from commit ``new_from`` (one
+        that exists by then, made by another process meanwhile, is refused with :class:`GitError`
+        and left alone), or the existing ``branch`` when ``new_from`` is None, which must not be
+        checked out in any worktree (:class:`GitError` naming where it is).
 
         Only ``worktree add --no-checkout`` holds the repository lock; the checkout runs outside it.
-        On failure nothing is left: the worktree is removed and a branch created here is deleted.
-        A cancel waits for ``worktree add`` to finish (it is quick) before the undo: killed part-way,
-        git leaves a worktree locked as "initializing" without its ``.git`` file, which ``worktree
-        remove -f -f`` refuses and ``prune`` keeps, and may leave ``refs/heads/<branch>.lock``.
+        The add runs with ``--force``, so git skips its own is-it-checked-out-elsewhere pass over
+        every worktree (the checks above make it, in the same lock hold, from the files); git still
+        refuses a path that is not empty. On failure nothing is left: the worktree is removed and a
+        branch created here is deleted. A cancel waits for ``worktree add`` to finish (it is quick)
+        before the undo: killed part-way, git leaves a worktree locked as "initializing" without its
+        ``.git`` file, which ``worktree remove -f -f`` refuses and ``prune`` keeps, and may leave
+        ``refs/heads/<branch>.lock``.
         """
-        args = ["worktree", "add", "--no-checkout", "--quiet"]
+        args = ["worktree", "add", "--force", "--no-checkout", "--quiet"]
         args += ["-b", branch, path, new_from] if new_from is not None else [path, branch]
+        created = None
         try:
             async with self.lock(repo):
+                if new_from is None:
+                    where = await self.checked_out_at(repo, branch)
+                    if where is not None:
+                        raise GitError(f"git worktree add refused: branch {branch!r} is checked out "
+                                       f"at {where}", ("git", "-C", repo, *args))
+                elif await self.branch_exists(repo, branch):
+                    raise GitError(f"git worktree add refused: branch {branch!r} already exists",
+                                   ("git", "-C", repo, *args))
+                else:
+                    created = branch
                 await _to_the_end(self._check(repo, *args))
             await self._check(path, "reset", "--hard", "--quiet")
         except BaseException:
-            await asyncio.shield(self._undo_add(repo, path, branch if new_from is not None else None))
+            await asyncio.shield(self._undo_add(repo, path, created))
             raise
 
     async def _undo_add(self, repo: str, path: str, created_branch: str | None) -> None:
@@ -255,16 +290,22 @@ class Git:
             await self.delete_branch(repo, created_branch)
 
     async def remove_worktree(self, repo: str, path: str) -> bool:
-        """``worktree remove -f -f`` of ``path`` when git lists it as a worktree, then ``worktree
-        prune``. Never deletes a directory git does not list: returns True when such a directory is
-        left at ``path`` (the caller decides what it is), False when nothing is left."""
+        """Remove the worktree git lists at ``path`` (its directory, then its entry: what ``worktree
+        remove -f -f`` does, done by :func:`._worktree_files.remove_linked` at a cost that does not
+        grow with the number of worktrees), under the repository lock. Never deletes a directory git
+        does not list: returns True when such a directory is left at ``path`` (the caller decides
+        what it is), False when nothing is left. Raises :class:`GitError` naming the path when the
+        removal fails."""
+        common = await self.common_dir(repo)
+        if same_path(path, files.main_path(common)):
+            raise GitError(f"{path} is the repository's main checkout, not a worktree squadnb "
+                           "removes", ("rm", "-r", path))
         async with self.lock(repo):
-            if any(same_path(tree.path, path) for tree in await self._worktrees(repo)):
-                done = await self._call(repo, "worktree", "remove", "-f", "-f", path)
-                if not done.ok and os.path.lexists(path):
-                    raise GitError(f"git worktree remove failed: {done.stderr.strip()}",
-                                   done.argv, done.returncode, done.stderr)
-            await self._check(repo, "worktree", "prune")
+            try:
+                await asyncio.to_thread(files.remove_linked, common, path)
+            except OSError as exc:
+                raise GitError(f"removing the worktree at {path} failed: {exc.strerror or exc}",
+                               ("rm", "-r", path)) from exc
         return os.path.lexists(path)
 
     async def checked_out(self, worktree: str) -> bool:
@@ -284,18 +325,12 @@ class Git:
         """Write back the ``.git`` file of a worktree whose removal stopped half-way: git deletes the
         working files (``.git`` among them) before its ``worktrees/<id>`` entry, so the entry that
         points at ``<path>/.git`` still names it. True when repaired, False when no entry names it."""
-        admin = os.path.join(await self.common_dir(repo), "worktrees")
-        wanted = os.path.join(os.path.realpath(path), ".git")
-        for entry in await asyncio.to_thread(_listdir, admin):
-            gitdir = os.path.join(admin, entry, "gitdir")
-            try:
-                pointed = (await asyncio.to_thread(Path(gitdir).read_text)).strip()
-            except OSError:
-                continue
-            if os.path.realpath(pointed) == wanted:
-                await asyncio.to_thread(Path(wanted).write_text, f"gitdir: {os.path.join(admin, entry)}\n")
-                return True
-        return False
+        admin = await asyncio.to_thread(files.admin_of, await self.common_dir(repo), path)
+        if admin is None:
+            return False
+        dot_git = os.path.join(os.path.realpath(path), ".git")
+        await asyncio.to_thread(Path(dot_git).write_text, f"gitdir: {admin}\n")
+        return True
 
     async def worktree_admin_dir(self, path: str) -> str | None:
         """The ``.git/worktrees/<id>`` directory of the worktree at ``path`` (None if not one)."""
@@ -311,16 +346,10 @@ class Git:
         names = ["index.lock", "packed-refs.lock", "HEAD.lock", "config.lock"]
         if branch:
             names.append(f"refs/heads/{branch}.lock")
-        if worktree:
-            admin = os.path.join(common, "worktrees")
-            wanted = os.path.join(os.path.realpath(worktree), ".git")
-            for entry in await asyncio.to_thread(_listdir, admin):
-                try:
-                    pointed = Path(admin, entry, "gitdir").read_text().strip()
-                except OSError:
-                    continue
-                if os.path.realpath(pointed) == wanted:
-                    names += [f"worktrees/{entry}/index.lock", f"worktrees/{entry}/HEAD.lock"]
+        admin = await asyncio.to_thread(files.admin_of, common, worktree) if worktree else None
+        if admin is not None:
+            entry = os.path.basename(admin)
+            names += [f"worktrees/{entry}/index.lock", f"worktrees/{entry}/HEAD.lock"]
         return [path for path in (os.path.join(common, name) for name in names)
                 if os.path.lexists(path)]
 
@@ -352,10 +381,20 @@ class Git:
         return done.stdout.split()
 
     async def delete_branch(self, repo: str, branch: str) -> None:
-        """``branch -D``; a branch that is already gone is not an error."""
+        """Delete ``branch`` as ``branch -D`` does (the ref, its reflog and its ``branch.<name>``
+        settings), refusing with :class:`GitError` while any worktree has it checked out; a branch
+        that is already gone is not an error. The check and the deletion hold the repository lock
+        together. ``update-ref -d`` is used because ``branch -D`` reads every worktree's refs to
+        make the same check (13 ms at 200 worktrees against 4)."""
         async with self.lock(repo):
-            if await self.branch_exists(repo, branch):
-                await self._check(repo, "branch", "-D", branch)
+            where = await self.checked_out_at(repo, branch)
+            if where is not None:
+                raise GitError(f"cannot delete branch {branch!r}: it is checked out at {where}")
+            await self._check(repo, "update-ref", "-d", f"refs/heads/{branch}")
+            done = await self._call(repo, "config", "--remove-section", f"branch.{branch}")
+            if not done.ok and "no such section" not in done.stderr:
+                raise GitError(f"git config --remove-section failed: {done.stderr.strip()}",
+                               done.argv, done.returncode, done.stderr)
 
     async def is_dirty(self, worktree: str) -> bool:
         """True when the worktree has changes, untracked (non-ignored) files included."""
@@ -488,13 +527,6 @@ class Git:
 def same_path(a: str, b: str) -> bool:
     """True when ``a`` and ``b`` name the same place (symlinks resolved)."""
     return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return sorted(os.listdir(path))
-    except OSError:
-        return []
 
 
 async def _to_the_end(step: Awaitable[T]) -> T:

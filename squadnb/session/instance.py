@@ -27,6 +27,7 @@ from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, Inva
 from squadnb.session import _archive, _pane
 from squadnb.session._command import CommandRun, failure, run_in_worktree
 from squadnb.session._input import check_prompt
+from squadnb.session._intents import Intent
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._status import Status, StatusFlags, refusal
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData, write_private
@@ -243,7 +244,8 @@ class Instance(StatusFlags):
         """Restart the program (with its continue flag, so the conversation goes on) of a started,
         unpaused instance whose tmux session is gone (DEAD: a reboot, a killed server), in its
         existing worktree, without touching git. claude-squad's restore, made a recovery; also
-        spelled ``start(first_time_setup=False)``.
+        spelled ``start(first_time_setup=False)``. A restart an earlier, killed call left half-done
+        is finished: a program it started that still runs is kept, else the program starts again.
 
         Raises :class:`InvalidState` for an instance that is not started, is paused (resume it), whose
         session is alive, or whose worktree is gone; a program that exits raises
@@ -457,14 +459,14 @@ class Instance(StatusFlags):
         async with self._lock:
             with self._failing(action):
                 await self.squad._aguard_claude_squad()
-                finished = await self._recover()
+                finished = await self._recover(action)
                 if finished == "kill" and action != "kill":
                     raise InvalidState("an interrupted kill of it was finished: it is gone")
                 if finished == action:
                     yield True
                     return
                 self._require(action)
-                self.squad._intents.begin(self.title, action)
+                await self._begin_record(action)
                 self._unfinished = False
                 try:
                     yield False
@@ -472,18 +474,57 @@ class Instance(StatusFlags):
                     if not self._unfinished:
                         await asyncio.shield(asyncio.to_thread(self.squad._intents.end, self.title))
                     raise
-                self.squad._intents.end(self.title)
+                await self._end_record()
 
-    async def _recover(self) -> str | None:
+    async def _begin_record(self, action: str) -> None:
+        """Record ``action`` in ``transitions.json``, in a thread: the write takes the home's lock,
+        which the state writer holds while it replaces a ``state.json`` of every instance, and the
+        loop thread must not wait for that. A cancel while the record is written lets the write
+        finish and removes the record again: the call never began."""
+        intents = self.squad._intents
+        writing = asyncio.ensure_future(asyncio.to_thread(intents.begin, self.title, action))
+        try:
+            await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._undo_record(writing))
+            raise
+
+    async def _undo_record(self, writing: asyncio.Future[Intent]) -> None:
+        with contextlib.suppress(Exception):  # a failed write left no record
+            await writing
+            await asyncio.to_thread(self.squad._intents.end, self.title)
+
+    async def _end_record(self) -> None:
+        """Forget this instance's recorded transition once the call's state changes are on disk (the
+        state writer runs in its own thread): a process killed in between must leave either the
+        record, so the next call finishes the transition, or the new state, never the old state
+        without the record. The record is removed in a thread, as :meth:`_begin_record` writes it."""
+        await self.squad._aflush(self)
+        await asyncio.shield(asyncio.to_thread(self.squad._intents.end, self.title))
+
+    async def _recover(self, action: str | None = None) -> str | None:
         """Finish the transition an earlier call recorded and did not complete (its process died),
         after removing the git lock files its killed git children left (only those no live process
-        can hold). Returns the action finished, or None when there was none.
+        can hold), before ``action`` (None: ``doctor(repair=True)``). Returns the action finished,
+        or None when there was none.
 
         A pause is finished (its work committed, never its missing files as deletions), a resume
         too (the worktree it re-added is kept, the agent started if it is not running), a kill is
-        finished. Raises :class:`InvalidState` while the process that began it is still alive."""
+        finished. A restart is finished when its program runs (it is kept); otherwise a restart or
+        the doctor starts the program again, and any other call finds the instance DEAD (a pause
+        or a kill would only stop it again) and None is returned. A record made before this
+        instance was created (an earlier instance of the title, whose kill was killed after
+        removing it from the files) is dropped, never applied to it.
+
+        Raises :class:`InvalidState` while the process that began it is still alive; a restart
+        whose program fails to start raises what :meth:`arestart` raises, and is over (the
+        instance is DEAD)."""
         intent = self.squad._intents.get(self.title)
         if intent is None or not self.started:
+            return None
+        if _parse_time(intent.at) < self.created_at:
+            # an earlier instance of this title, whose kill died after removing it from the files
+            self.squad._intents.end(self.title)
             return None
         if intent.running:
             raise InvalidState(f"its {intent.action} is still running in process {intent.pid}")
@@ -497,8 +538,30 @@ class Instance(StatusFlags):
             await self._resume_steps(recovering=True)
         elif intent.action == "kill":
             await self._kill_steps()
-        self.squad._intents.end(self.title)
+        elif intent.action == "restart":
+            try:
+                runs = await self._finish_restart(relaunch=action in (None, "restart"))
+            finally:  # a failed launch kills its session: nothing is left half-done
+                await asyncio.shield(self._end_record())
+            return "restart" if runs else None
+        await self._end_record()
         return intent.action
+
+    async def _finish_restart(self, *, relaunch: bool) -> bool:
+        """Finish a restart a killed process began: a program it started that still runs is kept
+        once it settles (what the restart itself waited for); else, when ``relaunch``, the program
+        starts again (:meth:`_restart_in_worktree`), or the instance is left DEAD. Returns whether
+        its program runs."""
+        state = await self.squad.tmux.pane_state(self.session_name)
+        if state is not None and not state.dead \
+                and await self._watch(_pane.launch_flow(profile_for(self.program))) is None:
+            self._set(Status.RUNNING)
+            return True
+        if relaunch:
+            await self._restart_in_worktree()
+            return True
+        self._set(Status.DEAD)
+        return False
 
     async def _arecover(self) -> None:
         """``squad.doctor(repair=True)``'s repair of this instance: finish an interrupted

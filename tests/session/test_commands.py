@@ -18,14 +18,19 @@ from squadnb.session.tmux import Tmux, claude_squad_session_name, squadnb_sessio
 
 
 class Recorder:
-    def __init__(self, stdout: str = "", returncode: int = 0) -> None:
+    """Records command lines and answers each with ``stdout`` and ``returncode``, or with the exit
+    status ``failing`` gives for its git subcommand."""
+
+    def __init__(self, stdout: str = "", returncode: int = 0,
+                 failing: Mapping[str, int] | None = None) -> None:
         self.calls: list[list[str]] = []
-        self.stdout, self.returncode = stdout, returncode
+        self.stdout, self.returncode, self.failing = stdout, returncode, dict(failing or {})
 
     async def __call__(self, argv: Sequence[str], *, cwd: str | None = None,
                        env: Mapping[str, str] | None = None, input: bytes | None = None) -> Completed:
         self.calls.append(list(argv))
-        return Completed(tuple(argv), self.returncode, self.stdout, "")
+        code = self.failing.get(argv[3], self.returncode) if argv[0] == "git" else self.returncode
+        return Completed(tuple(argv), code, self.stdout, "")
 
 
 def test_status_integers_are_claude_squads() -> None:
@@ -58,12 +63,15 @@ def test_tmux_targets_are_exact_and_the_private_server_ignores_the_user_config()
 
 
 def test_worktree_add_holds_the_lock_only_for_the_no_checkout_step(tmp_path: Path) -> None:
-    rec = Recorder(stdout=str(tmp_path))  # the answer to rev-parse --git-common-dir
+    # the answer to rev-parse --git-common-dir; show-ref says branch b does not exist yet
+    rec = Recorder(stdout=str(tmp_path), failing={"show-ref": 1})
     git = Git(runner=rec)
     asyncio.run(git.add_worktree("/repo", "/wt", "b", new_from="abc"))
     assert rec.calls == [
         ["git", "-C", "/repo", "rev-parse", "--path-format=absolute", "--git-common-dir"],
-        ["git", "-C", "/repo", "worktree", "add", "--no-checkout", "--quiet", "-b", "b", "/wt", "abc"],
+        ["git", "-C", "/repo", "show-ref", "--verify", "--quiet", "refs/heads/b"],
+        ["git", "-C", "/repo", "worktree", "add", "--force", "--no-checkout", "--quiet", "-b", "b",
+         "/wt", "abc"],
         ["git", "-C", "/wt", "reset", "--hard", "--quiet"]]
 
 

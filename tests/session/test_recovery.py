@@ -212,6 +212,7 @@ def test_ignored_files_over_the_limit_are_named_in_the_result(squad: Squad, git_
 
 
 def test_the_repository_lock_is_held_across_processes(squad: Squad, git_repo: Path) -> None:
+    git(git_repo, "branch", "doomed")
     lock = git_repo / ".git" / "squadnb.flock"
     holder = subprocess.Popen([sys.executable, "-c", f"import fcntl,time; f=open({str(lock)!r},'a'); "
                                "fcntl.flock(f, fcntl.LOCK_EX); print('ok', flush=True); time.sleep(60)"],
@@ -219,16 +220,18 @@ def test_the_repository_lock_is_held_across_processes(squad: Squad, git_repo: Pa
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
 
-        async def listing() -> object:
-            return await asyncio.wait_for(squad.git.worktrees(str(git_repo)), 1.0)
+        async def deleting() -> object:
+            return await asyncio.wait_for(squad.git.delete_branch(str(git_repo), "doomed"), 1.0)
 
         with pytest.raises(asyncio.TimeoutError):
-            run_sync(listing())  # worktree list waits for the other process
+            run_sync(deleting())  # a ref write waits for the other process
+        assert git(git_repo, "branch", "--list", "doomed")
     finally:
         holder.kill()
         holder.wait()
         holder.stdout.close()  # type: ignore[union-attr]
-    assert len(run_sync(listing())) == 1  # released with its process, and nothing left held here
+    run_sync(deleting())  # released with its process, and nothing left held here
+    assert not git(git_repo, "branch", "--list", "doomed")
 
 
 def test_a_start_cancelled_right_after_new_session_leaves_no_session(
@@ -400,3 +403,91 @@ def test_a_resume_killed_between_worktree_add_and_checkout_is_finished(squad: Sq
     assert git(again.worktree_path, "status", "--porcelain") == ""
     again.pause()
     assert {"README.md", "work.txt"} <= on_branch(git_repo, again.branch)
+
+
+@pytest.mark.parametrize("then", ["restart", "doctor", "pause", "kill", "resume"])
+def test_a_restart_killed_before_its_session_is_finished_or_dropped_by_the_next_call(
+        squad: Squad, git_repo: Path, tmux_socket: str, then: str) -> None:
+    inst = squad.new("restarted")
+    inst.start()
+    (Path(inst.worktree_path) / "work.txt").write_text("kept\n")
+    inst.stop()
+    record(squad, "restarted", "restart")  # killed before tmux new-session
+    again = fresh(squad)["restarted"]
+    if then == "restart":
+        again.restart()
+    elif then == "doctor":
+        report = again.squad.doctor(repair=True)
+        assert report[report["kind"] == "half-done transition"]["repaired"].tolist() == [True]
+        again = fresh(squad)["restarted"]
+    elif then == "resume":
+        with pytest.raises(InvalidState, match="instance 'restarted': resume failed: it is not paused"):
+            again.resume()
+    else:
+        getattr(again, then)()
+    assert not fresh(squad)._intents.load()
+    if then in ("restart", "doctor"):  # started again, with its continue flag, in its worktree
+        assert again.status is Status.RUNNING and fresh(squad)["restarted"].status is Status.RUNNING
+        wait_for(lambda: "continuing after" in again.preview(), what="the continue flag's line")
+        assert tmux(tmux_socket, "display-message", "-p", "-t", f"={again.session_name}:",
+                    "#{pane_current_path}").stdout.strip() == again.worktree_path
+    else:  # a pause or kill does not start the program only to stop it; a resume is refused
+        assert not list(squad.logs_dir.glob(f"{again.session_name}_*.log"))
+        assert again.session_name not in tmux_sessions(tmux_socket)
+        assert again.status is {"pause": Status.PAUSED, "kill": Status.DEAD,
+                                "resume": Status.DEAD}[then]
+    if then == "pause":
+        assert "work.txt" in on_branch(git_repo, again.branch)
+    if then == "kill":
+        assert branches(git_repo) == {"main"} and "restarted" not in fresh(squad)
+
+
+@pytest.mark.parametrize("pane", ["alive", "dead"])
+def test_a_restart_killed_after_its_session_keeps_a_live_program_and_relaunches_a_dead_one(
+        squad: Squad, tmux_socket: str, pane: str) -> None:
+    inst = squad.new("half restarted")
+    inst.start()
+    inst.stop()
+    record(squad, "half restarted", "restart")  # killed after tmux new-session
+    program = "sleep 60" if pane == "alive" else "true"
+    tmux(tmux_socket, "new-session", "-d", "-s", inst.session_name, "-c", inst.worktree_path, program,
+         ";", "set-option", "-w", "-t", f"={inst.session_name}:", "remain-on-exit", "on")
+    again = fresh(squad)["half restarted"]
+    again.restart()
+    assert again.status is Status.RUNNING and not fresh(squad)._intents.load()
+    command = tmux(tmux_socket, "display-message", "-p", "-t", f"={again.session_name}:",
+                   "#{pane_current_command}").stdout.strip()
+    if pane == "alive":
+        assert command == "sleep"  # adopted, not started twice
+    else:
+        wait_for(lambda: "continuing after" in again.preview(), what="the relaunched agent")
+
+
+def test_a_record_left_by_an_earlier_instance_of_the_title_is_not_applied_to_a_new_one(
+        squad: Squad, git_repo: Path) -> None:
+    squad.new("reused").start()
+    squad["reused"].kill()
+    record(squad, "reused", "kill")  # a kill killed after it removed the instance from the files
+    inst = squad.new("reused")
+    inst.start()
+    (Path(inst.worktree_path) / "work.txt").write_text("new work\n")
+    inst.pause()
+    assert inst.status is Status.PAUSED and "work.txt" in on_branch(git_repo, inst.branch)
+    assert not fresh(squad)._intents.load()
+
+
+@pytest.mark.parametrize("then", ["pause", "resume"])
+def test_an_interrupted_kill_is_finished_by_pause_or_resume_which_say_it_is_gone(
+        squad: Squad, git_repo: Path, tmux_socket: str, then: str) -> None:
+    inst = squad.new("killed")
+    inst.start()
+    if then == "resume":
+        inst.pause()
+    record(squad, "killed", "kill")
+    with pytest.raises(InvalidState, match=f"instance 'killed': {then} failed: an interrupted kill "
+                                           "of it was finished: it is gone"):
+        getattr(fresh(squad)["killed"], then)()
+    again = fresh(squad)
+    assert "killed" not in again and not again._intents.load() and branches(git_repo) == {"main"}
+    assert inst.session_name not in tmux_sessions(tmux_socket) and not os.path.lexists(inst.worktree_path)
+    assert again.doctor().empty

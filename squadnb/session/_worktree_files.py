@@ -1,0 +1,138 @@
+"""git's worktree administration, read (and a linked worktree removed) through its files.
+
+gitrepository-layout(5): the main checkout is the common git directory's parent; a linked worktree
+is an entry ``<common>/worktrees/<id>`` whose ``gitdir`` file names the worktree's ``.git`` file,
+which names the entry back (``gitdir: <common>/worktrees/<id>``); the entry's ``HEAD`` names its
+branch. ``git worktree list``, ``worktree remove`` and ``branch -D`` set up a ref store for every
+worktree before they act, so each costs time in proportion to the number of worktrees (at 200
+worktrees: 15, 12 and 13 ms, against 3, 4 and 5 at 20), and ``worktree list`` fails while another
+process adds one. Reading the files costs microseconds per entry, and finding one worktree's entry
+through its own ``.git`` file costs the same at any number. Everything here is synchronous file
+work, for ``asyncio.to_thread``.
+
+Under the reftable ref backend (git 2.45+) the ``HEAD`` files are stubs: :class:`Reftable` is raised
+and the caller asks git instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+__all__ = ["Reftable", "Worktree", "admin_of", "branch_at", "checked_out", "main_path", "read_worktrees",
+           "remove_linked"]
+
+#: what a ``HEAD`` file holds under the reftable backend (the real HEAD is in the table)
+_REFTABLE_HEAD = "ref: refs/heads/.invalid"
+
+
+class Reftable(Exception):
+    """The repository keeps its refs in a reftable: its ``HEAD`` files say nothing."""
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """One worktree git lists: its path and the branch checked out there (short name; None when
+    its HEAD is detached)."""
+
+    path: str
+    branch: str | None
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+        return handle.read().strip()
+
+
+def branch_at(head_file: str) -> str | None:
+    """The branch a ``HEAD`` file names (None: detached). Raises ``OSError`` when it cannot be read,
+    :class:`Reftable` for a reftable stub."""
+    head = _read(head_file)
+    if head == _REFTABLE_HEAD:
+        raise Reftable(head_file)
+    return head.removeprefix("ref: refs/heads/") if head.startswith("ref: refs/heads/") else None
+
+
+def main_path(common: str) -> str:
+    """git's own rule for the main worktree's path: the common directory, real, minus ``/.git``."""
+    real = os.path.realpath(common)
+    return real.removesuffix(os.sep + ".git")
+
+
+def _dot_git_named(admin: str) -> str:
+    """The ``.git`` file entry ``admin`` names (a relative name, as newer gits may write, is relative
+    to ``admin``). Raises ``OSError``."""
+    return os.path.normpath(os.path.join(admin, _read(os.path.join(admin, "gitdir"))))
+
+
+def _entries(common: str) -> list[str]:
+    root = os.path.join(common, "worktrees")
+    try:
+        return [os.path.join(root, name) for name in sorted(os.listdir(root))]
+    except OSError:
+        return []
+
+
+def read_worktrees(common: str) -> list[Worktree]:
+    """Every worktree git lists, the main checkout first, then the linked ones by path (git's
+    order). An entry being added or removed right now (a file missing) is skipped."""
+    found = []
+    for admin in _entries(common):
+        try:
+            found.append(Worktree(os.path.dirname(_dot_git_named(admin)),
+                                  branch_at(os.path.join(admin, "HEAD"))))
+        except OSError:
+            continue
+    main = Worktree(main_path(common), branch_at(os.path.join(common, "HEAD")))
+    return [main, *sorted(found, key=lambda tree: tree.path)]
+
+
+def checked_out(common: str, branch: str) -> list[str]:
+    """The paths of the worktrees (the main checkout included) whose HEAD names ``branch``."""
+    found = [main_path(common)] if branch_at(os.path.join(common, "HEAD")) == branch else []
+    for admin in _entries(common):
+        try:
+            if branch_at(os.path.join(admin, "HEAD")) == branch:
+                found.append(os.path.dirname(_dot_git_named(admin)))
+        except OSError:
+            continue
+    return found
+
+
+def admin_of(common: str, path: str) -> str | None:
+    """The entry ``<common>/worktrees/<id>`` of the worktree at ``path``, or None when git lists no
+    worktree there. Found through ``path``'s own ``.git`` file when that file and the entry name
+    each other (one read at any number of worktrees); otherwise, as for a worktree whose removal
+    stopped after deleting its ``.git`` file, by the entry whose ``gitdir`` names ``<path>/.git``."""
+    dot_git = os.path.join(os.path.realpath(path), ".git")
+    try:
+        text = _read(dot_git)
+        if text.startswith("gitdir: "):
+            admin = os.path.realpath(os.path.join(path, text.removeprefix("gitdir: ")))
+            if (os.path.dirname(admin) == os.path.realpath(os.path.join(common, "worktrees"))
+                    and os.path.realpath(_dot_git_named(admin)) == dot_git):
+                return admin
+    except OSError:
+        pass
+    for admin in _entries(common):
+        try:
+            if os.path.realpath(_dot_git_named(admin)) == dot_git:
+                return admin
+        except OSError:
+            continue
+    return None
+
+
+def remove_linked(common: str, path: str) -> bool:
+    """Remove the linked worktree git lists at ``path``: its directory, then its entry, in the order
+    of git's own ``worktree remove -f -f`` (a removal cut short leaves an entry naming a half-removed
+    directory, which the entry still identifies). Returns False, touching nothing, when git lists no
+    worktree at ``path``. Raises ``OSError``."""
+    admin = admin_of(common, path)
+    if admin is None:
+        return False
+    if os.path.lexists(path):
+        shutil.rmtree(path)
+    shutil.rmtree(admin)
+    return True
