@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Mapping
+from typing import IO, AsyncIterator, Awaitable, Mapping, TypeVar
 
 from squadnb.errors import GitError, NotAGitRepo
 from squadnb.session import _proc
@@ -34,6 +34,8 @@ from squadnb.session._worktree_files import Reftable, Worktree
 from squadnb.session._run import Completed, Runner, run_command
 
 __all__ = ["DiffStats", "FileChange", "Git", "Worktree", "branch_name", "same_path"]
+
+T = TypeVar("T")
 
 #: the file in the repository's common git directory whose ``fcntl`` lock serialises squadnb's git
 #: writes across processes
@@ -130,7 +132,12 @@ class Git:
         and a cancel while waiting leaves nothing held."""
         common = await self.common_dir(repo)
         async with self._locks.setdefault(common, asyncio.Lock()):
-            handle = await asyncio.to_thread(open, os.path.join(common, LOCK_NAME), "a")
+            opening = asyncio.ensure_future(asyncio.to_thread(open, os.path.join(common, LOCK_NAME), "a"))
+            try:
+                handle = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                opening.add_done_callback(_close_opened)  # the thread still opens it: close it then
+                raise
             try:
                 pause = 0.002
                 while True:
@@ -251,7 +258,10 @@ class Git:
         The add runs with ``--force``, so git skips its own is-it-checked-out-elsewhere pass over
         every worktree (the checks above make it, in the same lock hold, from the files); git still
         refuses a path that is not empty. On failure nothing is left: the worktree is removed and a
-        branch created here is deleted.
+        branch created here is deleted. A cancel waits for ``worktree add`` to finish (it is quick)
+        before the undo: killed part-way, git leaves a worktree locked as "initializing" without its
+        ``.git`` file, which ``worktree remove -f -f`` refuses and ``prune`` keeps, and may leave
+        ``refs/heads/<branch>.lock``.
         """
         args = ["worktree", "add", "--force", "--no-checkout", "--quiet"]
         args += ["-b", branch, path, new_from] if new_from is not None else [path, branch]
@@ -268,7 +278,7 @@ class Git:
                                    ("git", "-C", repo, *args))
                 else:
                     created = branch
-                await self._check(repo, *args)
+                await _to_the_end(self._check(repo, *args))
             await self._check(path, "reset", "--hard", "--quiet")
         except BaseException:
             await asyncio.shield(self._undo_add(repo, path, created))
@@ -518,3 +528,22 @@ def same_path(a: str, b: str) -> bool:
     """True when ``a`` and ``b`` name the same place (symlinks resolved)."""
     return os.path.realpath(a) == os.path.realpath(b)
 
+
+async def _to_the_end(step: Awaitable[T]) -> T:
+    """Await ``step`` to its end even when the caller is cancelled meanwhile, then raise the cancel
+    (the step's own outcome dropped): for a step that, cut short, leaves what no undo can clean."""
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the cancel is what the caller sees
+        raise
+
+
+def _close_opened(opening: asyncio.Future[IO[str]]) -> None:
+    """Close the file a worker thread opened for a caller cancelled meanwhile (else only the garbage
+    collector would, with a ResourceWarning)."""
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()

@@ -279,6 +279,8 @@ class Instance(StatusFlags):
                 await asyncio.shield(self._undo_setup(repo, worktree, branch if created else None))
                 raise
         except BaseException:
+            # git.add_worktree's own undo leaves the directories made above (a prefix's `alice/`)
+            await asyncio.shield(asyncio.to_thread(self.squad.remove_empty_parents, worktree))
             self._record_setup(branch=requested)
             raise
         self._set(Status.RUNNING)
