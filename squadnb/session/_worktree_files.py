@@ -20,8 +20,8 @@ import os
 import shutil
 from dataclasses import dataclass
 
-__all__ = ["Reftable", "Worktree", "admin_of", "branch_at", "checked_out", "main_path", "read_worktrees",
-           "remove_linked"]
+__all__ = ["Reftable", "Worktree", "admin_of", "branch_at", "checked_out", "main_path", "mentions",
+           "read_worktrees", "remove_linked"]
 
 #: what a ``HEAD`` file holds under the reftable backend (the real HEAD is in the table)
 _REFTABLE_HEAD = "ref: refs/heads/.invalid"
@@ -41,8 +41,25 @@ class Worktree:
 
 
 def _read(path: str) -> str:
-    with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-        return handle.read().strip()
+    """A small file's text, stripped. ``os.read`` rather than ``open()``: a pass reads hundreds of
+    these, and the text layer costs more than the read."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "surrogateescape").strip()
+
+
+def mentions(common: str, branch: str) -> bool:
+    """True when the repository's ``config`` may hold settings of ``branch`` (its name appears in
+    the file; settings in an included file are not looked for)."""
+    try:
+        return branch in _read(os.path.join(common, "config"))
+    except OSError:
+        return True  # unreadable here: let git look
 
 
 def branch_at(head_file: str) -> str | None:

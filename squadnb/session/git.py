@@ -391,6 +391,8 @@ class Git:
             if where is not None:
                 raise GitError(f"cannot delete branch {branch!r}: it is checked out at {where}")
             await self._check(repo, "update-ref", "-d", f"refs/heads/{branch}")
+            if not await asyncio.to_thread(files.mentions, await self.common_dir(repo), branch):
+                return  # no settings to remove: spare the process
             done = await self._call(repo, "config", "--remove-section", f"branch.{branch}")
             if not done.ok and "no such section" not in done.stderr:
                 raise GitError(f"git config --remove-section failed: {done.stderr.strip()}",
