@@ -11,8 +11,8 @@ Run: ``python benchmarks/real_lifecycle.py [--instances 20] [--concurrency 8] [-
 2. Start scaling: N starts on a 2,000-file repository at concurrency C and at concurrency 1 (target:
    at least 1.5x faster at C, because only ``worktree add --no-checkout`` holds the repository lock).
 3. State at scale: every phase over N = 20, 100 and 200 demo instances at concurrency C, squadnb and
-   the floor, in per-instance seconds (median of the rounds) with the ratio of each N's cost to
-   N=20's, measured in the same run, and squadnb's state-file bytes and write time per instance
+   the floor, in per-instance seconds (median of the rounds; each N gets rounds x the largest N / N of them,
+   interleaved) with the ratio of each N's cost to N=20's, measured in the same run, and squadnb's state-file bytes and write time per instance
    (target: start and kill within 1.2x at N=200; state writes are per changed instance, coalesced and
    off the loop thread, while git's own worktree commands grow with the number of worktrees, which
    the floor shows).
@@ -152,9 +152,16 @@ def state_at_scale(work: Path, socket: str, sizes: list[int], concurrency: int,
     to the first N; state-file bytes and write time per instance."""
     per: dict[str, dict[int, dict[str, float]]] = {"squadnb": {}, "floor": {}}
     state: dict[int, tuple[float, float]] = {}
-    for n in sizes:
-        samples: dict[str, list[dict[str, float]]] = {"squadnb": [], "floor": []}
-        for r in range(rounds):
+    # Every N is measured over about as many instances (a batch of 20 lasts under a second, so one
+    # sample of it is mostly noise), and the rounds of all N are interleaved, so load that comes and
+    # goes on the machine falls on every N alike.
+    times_of = {n: max(rounds, rounds * sizes[-1] // n) for n in sizes}
+    samples: dict[int, dict[str, list[dict[str, float]]]] = {
+        n: {"squadnb": [], "floor": []} for n in sizes}
+    for r in range(max(times_of.values())):
+        for n in sizes:
+            if r >= times_of[n]:
+                continue
             for kind in ("squadnb", "floor"):
                 place = work / f"scale-{kind}-{n}-{r}"
                 place.mkdir()
@@ -164,15 +171,16 @@ def state_at_scale(work: Path, socket: str, sizes: list[int], concurrency: int,
                     written: dict[str, float] = {}
                     times = squadnb_round(place, socket, n, concurrency, written)
                     state[n] = (written["bytes"] / n / 1024, written["seconds"] / n * 1000)
-                samples[kind].append({p: t / n for p, t in times.items()})
+                samples[n][kind].append({p: t / n for p, t in times.items()})
                 print(f"N={n:<4d} round {r + 1} {kind:8s} "
                       + "  ".join(f"{p} {times[p]:.2f}s" for p in PHASES), flush=True)
+    for n in sizes:
         for kind in per:
-            per[kind][n] = {p: statistics.median(s[p] for s in samples[kind]) for p in PHASES}
+            per[kind][n] = {p: statistics.median(s[p] for s in samples[n][kind]) for p in PHASES}
     base, last = sizes[0], sizes[-1]
     for kind in per:
         print(f"\n{kind}: seconds per instance by phase (ratio to N={base}), concurrency "
-              f"{concurrency}, median of {rounds} rounds")
+              f"{concurrency}, median of " + ", ".join(f"{times_of[n]} rounds at N={n}" for n in sizes))
         print(f"{'N':>4s} " + " ".join(f"{p:>15s}" for p in PHASES)
               + (f" {'state KB/inst':>13s} {'write ms/inst':>13s}" if kind == "squadnb" else ""))
         for n in sizes:
