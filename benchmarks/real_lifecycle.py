@@ -11,11 +11,12 @@ Run: ``python benchmarks/real_lifecycle.py [--instances 20] [--concurrency 8] [-
 2. Start scaling: N starts on a 2,000-file repository at concurrency C and at concurrency 1 (target:
    at least 1.5x faster at C, because only ``worktree add --no-checkout`` holds the repository lock).
 3. State at scale: every phase over N = 20, 100 and 200 demo instances at concurrency C, squadnb and
-   the floor, in per-instance seconds (median of the rounds; each N gets rounds x the largest N / N of them,
-   interleaved) with the ratio of each N's cost to N=20's, measured in the same run, and squadnb's state-file bytes and write time per instance
-   (target: start and kill within 1.2x at N=200; state writes are per changed instance, coalesced and
-   off the loop thread, while git's own worktree commands grow with the number of worktrees, which
-   the floor shows).
+   the floor, in per-instance seconds (median of the rounds; each N gets rounds x the largest N / N
+   of them, interleaved) with the ratio of each N's cost to N=20's, measured in the same run, and
+   squadnb's state-file bytes and write time per instance (target: start and kill within 1.2x at
+   N=200; state writes are per changed instance, coalesced and off the loop thread, and the
+   worktree list is read from git's files, while git's own worktree commands grow with the number
+   of worktrees, which the floor shows).
 
 Everything runs on a private tmux server (killed at the end) in temporary directories.
 """
