@@ -22,10 +22,10 @@ import concurrent.futures
 import functools
 import threading
 import time
-from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, ParamSpec, TypeVar
 
-__all__ = ["arun", "get_loop", "in_loop_thread", "on_loop", "run_sync", "submit", "twin_docs",
-           "wait_interruptibly"]
+__all__ = ["arun", "get_loop", "in_loop_thread", "on_loop", "run_sync", "submit", "to_the_end",
+           "twin_docs", "wait_interruptibly"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -141,3 +141,16 @@ def twin_docs(cls: C) -> C:
         if callable(attribute) and twin is not None and not attribute.__doc__:
             attribute.__doc__ = twin.__doc__
     return cls
+
+
+async def to_the_end(step: Awaitable[T]) -> T:
+    """Await ``step`` to its end even when the caller is cancelled meanwhile, then raise the cancel
+    (the step's own outcome dropped): for a step that, cut short, leaves what no undo can clean."""
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the cancel is what the caller sees
+        raise

@@ -21,7 +21,8 @@ import shutil
 from dataclasses import dataclass
 
 __all__ = ["Reftable", "Worktree", "admin_of", "branch_at", "checked_out", "main_path", "mentions",
-           "read_worktrees", "remove_linked"]
+           "read_worktrees", "remove_entry",
+           "remove_files"]
 
 #: what a ``HEAD`` file holds under the reftable backend (the real HEAD is in the table)
 _REFTABLE_HEAD = "ref: refs/heads/.invalid"
@@ -146,15 +147,23 @@ def admin_of(common: str, path: str) -> str | None:
     return None
 
 
-def remove_linked(common: str, path: str) -> bool:
-    """Remove the linked worktree git lists at ``path``: its directory, then its entry, in the order
-    of git's own ``worktree remove -f -f`` (a removal cut short leaves an entry naming a half-removed
-    directory, which the entry still identifies). Returns False, touching nothing, when git lists no
-    worktree at ``path``. Raises ``OSError``."""
+def remove_files(common: str, path: str) -> str | None:
+    """The first half of removing the linked worktree git lists at ``path``: delete its directory
+    and return its entry, still in place (None, touching nothing, when git lists no worktree at
+    ``path``). The order of git's own ``worktree remove -f -f``: a removal cut short leaves an entry
+    naming a half-removed directory, which the entry still identifies. Raises ``OSError``."""
     admin = admin_of(common, path)
-    if admin is None:
-        return False
-    if os.path.lexists(path):
+    if admin is not None and os.path.lexists(path):
         shutil.rmtree(path)
-    shutil.rmtree(admin)
-    return True
+    return admin
+
+
+def remove_entry(admin: str, path: str) -> None:
+    """The second half: delete entry ``admin`` if it still names ``<path>/.git`` (another process
+    may have pruned it, and its id been reused meanwhile). Raises ``OSError``."""
+    try:
+        named = _dot_git_named(admin)
+    except FileNotFoundError:
+        return
+    if os.path.realpath(named) == os.path.join(os.path.realpath(path), ".git"):
+        shutil.rmtree(admin)

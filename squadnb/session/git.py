@@ -25,8 +25,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, AsyncIterator, Awaitable, Mapping, TypeVar
+from typing import AsyncIterator, Mapping
 
+from squadnb._loop import to_the_end
 from squadnb.errors import GitError, NotAGitRepo
 from squadnb.session import _proc
 from squadnb.session import _worktree_files as files
@@ -34,8 +35,6 @@ from squadnb.session._worktree_files import Reftable, Worktree
 from squadnb.session._run import Completed, Runner, run_command
 
 __all__ = ["DiffStats", "FileChange", "Git", "Worktree", "branch_name", "same_path"]
-
-T = TypeVar("T")
 
 #: the file in the repository's common git directory whose ``fcntl`` lock serialises squadnb's git
 #: writes across processes
@@ -132,12 +131,9 @@ class Git:
         and a cancel while waiting leaves nothing held."""
         common = await self.common_dir(repo)
         async with self._locks.setdefault(common, asyncio.Lock()):
-            opening = asyncio.ensure_future(asyncio.to_thread(open, os.path.join(common, LOCK_NAME), "a"))
-            try:
-                handle = await asyncio.shield(opening)
-            except asyncio.CancelledError:
-                opening.add_done_callback(_close_opened)  # the thread still opens it: close it then
-                raise
+            # opened on the loop thread: a local open takes microseconds, and an open in a worker
+            # thread that a cancel overtakes leaves a file no one closes
+            handle = open(os.path.join(common, LOCK_NAME), "a")
             try:
                 pause = 0.002
                 while True:
@@ -258,10 +254,10 @@ class Git:
         The add runs with ``--force``, so git skips its own is-it-checked-out-elsewhere pass over
         every worktree (the checks above make it, in the same lock hold, from the files); git still
         refuses a path that is not empty. On failure nothing is left: the worktree is removed and a
-        branch created here is deleted. A cancel waits for ``worktree add`` to finish (it is quick)
-        before the undo: killed part-way, git leaves a worktree locked as "initializing" without its
-        ``.git`` file, which ``worktree remove -f -f`` refuses and ``prune`` keeps, and may leave
-        ``refs/heads/<branch>.lock``.
+        branch created here is deleted. A cancel waits for ``worktree add`` and the checkout to
+        finish before the undo: killed part-way, git leaves a worktree locked as "initializing"
+        without its ``.git`` file, or ``refs/heads/<branch>.lock``, which stops the branch's
+        deletion.
         """
         args = ["worktree", "add", "--force", "--no-checkout", "--quiet"]
         args += ["-b", branch, path, new_from] if new_from is not None else [path, branch]
@@ -278,8 +274,9 @@ class Git:
                                    ("git", "-C", repo, *args))
                 else:
                     created = branch
-                await _to_the_end(self._check(repo, *args))
-            await self._check(path, "reset", "--hard", "--quiet")
+                await to_the_end(self._check(repo, *args))
+            # to its end as well: killed, the checkout leaves refs/heads/<branch>.lock behind
+            await to_the_end(self._check(path, "reset", "--hard", "--quiet"))
         except BaseException:
             await asyncio.shield(self._undo_add(repo, path, created))
             raise
@@ -290,9 +287,10 @@ class Git:
             await self.delete_branch(repo, created_branch)
 
     async def remove_worktree(self, repo: str, path: str) -> bool:
-        """Remove the worktree git lists at ``path`` (its directory, then its entry: what ``worktree
-        remove -f -f`` does, done by :func:`._worktree_files.remove_linked` at a cost that does not
-        grow with the number of worktrees), under the repository lock. Never deletes a directory git
+        """Remove the worktree git lists at ``path``: its directory, then, under the repository
+        lock, its entry (what ``worktree remove -f -f`` does, in the same order, at a cost that does
+        not grow with the number of worktrees: :mod:`._worktree_files`). Only the entry is what
+        other git commands read, so only its removal holds the lock. Never deletes a directory git
         does not list: returns True when such a directory is left at ``path`` (the caller decides
         what it is), False when nothing is left. Raises :class:`GitError` naming the path when the
         removal fails."""
@@ -300,12 +298,14 @@ class Git:
         if same_path(path, files.main_path(common)):
             raise GitError(f"{path} is the repository's main checkout, not a worktree squadnb "
                            "removes", ("rm", "-r", path))
-        async with self.lock(repo):
-            try:
-                await asyncio.to_thread(files.remove_linked, common, path)
-            except OSError as exc:
-                raise GitError(f"removing the worktree at {path} failed: {exc.strerror or exc}",
-                               ("rm", "-r", path)) from exc
+        try:
+            admin = await asyncio.to_thread(files.remove_files, common, path)
+            if admin is not None:
+                async with self.lock(repo):
+                    await asyncio.to_thread(files.remove_entry, admin, path)
+        except OSError as exc:
+            raise GitError(f"removing the worktree at {path} failed: {exc.strerror or exc}",
+                           ("rm", "-r", path)) from exc
         return os.path.lexists(path)
 
     async def checked_out(self, worktree: str) -> bool:
@@ -529,23 +529,3 @@ class Git:
 def same_path(a: str, b: str) -> bool:
     """True when ``a`` and ``b`` name the same place (symlinks resolved)."""
     return os.path.realpath(a) == os.path.realpath(b)
-
-
-async def _to_the_end(step: Awaitable[T]) -> T:
-    """Await ``step`` to its end even when the caller is cancelled meanwhile, then raise the cancel
-    (the step's own outcome dropped): for a step that, cut short, leaves what no undo can clean."""
-    task = asyncio.ensure_future(step)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait([task])
-        if not task.cancelled():
-            task.exception()  # retrieved: the cancel is what the caller sees
-        raise
-
-
-def _close_opened(opening: asyncio.Future[IO[str]]) -> None:
-    """Close the file a worker thread opened for a caller cancelled meanwhile (else only the garbage
-    collector would, with a ResourceWarning)."""
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().close()

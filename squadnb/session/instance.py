@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator, Generator, Iterator, Mapping, Sequence, TypeVar
 
-from squadnb._loop import on_loop, run_sync, twin_docs
+from squadnb._loop import on_loop, run_sync, to_the_end, twin_docs
 from squadnb._receipt import receipt_for
 from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, InvalidTitle,
                             ProgramExited, PromptNotDelivered, SessionError, TmuxError,
@@ -27,7 +27,6 @@ from squadnb.errors import (BranchCheckedOut, DuplicateTitle, InvalidState, Inva
 from squadnb.session import _archive, _pane
 from squadnb.session._command import CommandRun, failure, run_in_worktree
 from squadnb.session._input import check_prompt
-from squadnb.session._intents import Intent
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._status import Status, StatusFlags, refusal
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData, write_private
@@ -482,17 +481,11 @@ class Instance(StatusFlags):
         loop thread must not wait for that. A cancel while the record is written lets the write
         finish and removes the record again: the call never began."""
         intents = self.squad._intents
-        writing = asyncio.ensure_future(asyncio.to_thread(intents.begin, self.title, action))
         try:
-            await asyncio.shield(writing)
+            await to_the_end(asyncio.to_thread(intents.begin, self.title, action))
         except asyncio.CancelledError:
-            await asyncio.shield(self._undo_record(writing))
+            await asyncio.shield(asyncio.to_thread(intents.end, self.title))
             raise
-
-    async def _undo_record(self, writing: asyncio.Future[Intent]) -> None:
-        with contextlib.suppress(Exception):  # a failed write left no record
-            await writing
-            await asyncio.to_thread(self.squad._intents.end, self.title)
 
     async def _end_record(self) -> None:
         """Forget this instance's recorded transition once the call's state changes are on disk (the
