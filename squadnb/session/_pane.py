@@ -87,6 +87,12 @@ def pane_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+#: what the shell tmux runs a program with means by an exit status, for a program that died before
+#: tmux showed what it printed (tmux 3.3a drops a dying pane's last output now and then)
+SHELL_STATUS = {126: "the shell found the command but could not run it",
+                127: "the shell says: command not found"}
+
+
 def last_words(history: str) -> str:
     """The last non-blank line a dead program printed (tmux's own ``Pane is dead`` line skipped)."""
     return next((line.strip() for line in reversed(history.splitlines())

@@ -363,7 +363,7 @@ class Instance(StatusFlags):
             ended = await self._watch(_pane.launch_flow(profile_for(program)))
             if ended is not None:
                 history = await tmux.capture(name, full_history=True) if ended.session_exists else ""
-                last = _pane.last_words(history)
+                last = _pane.last_words(history) or _pane.SHELL_STATUS.get(ended.exit_status, "")
                 raise ProgramExited(f"program '{program}' exited at start with exit status "
                                     f"{ended.exit_status}" + (f": {last}" if last else ""),
                                     program, ended.exit_status)

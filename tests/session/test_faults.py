@@ -106,6 +106,8 @@ def test_not_a_git_repo_and_repo_without_commit(tmp_path: Path, tmux_socket: str
 
 @pytest.mark.parametrize("program, status, shown", [
     ("no-such-agent-program-zz", 127, "not found"),
+    # nothing shown (tmux 3.3a drops a dying pane's last output now and then): the status says it
+    ("sh -c 'exit 127'", 127, "command not found"),
     ("python3 -c 'import sys; print(\"boom\"); sys.exit(3)'", 3, "boom"),
 ])
 def test_a_program_that_exits_at_start_leaves_nothing(squad: Squad, git_repo: Path, tmux_socket: str,
