@@ -62,6 +62,26 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def spawn_driver(script: str, squad: Squad, tmux_socket: str) -> subprocess.Popen[bytes]:
+    """Run ``script`` in a child Python process (its own session) on the squad's home, repository
+    and tmux server (``sys.argv[1:4]``)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(squadnb.__file__).parent.parent)}
+    return subprocess.Popen([sys.executable, "-c", script, str(squad.home), squad.repo, tmux_socket],
+                            env=env, start_new_session=True)
+
+
+def sigkill(driver: subprocess.Popen[bytes], kill: str) -> None:
+    """SIGKILL the driver alone (``"driver"``: its git and tmux children run on) or with every
+    process it spawned (``"group"``), and reap it."""
+    victims = [driver.pid] + (descendants(driver.pid) if kill == "group" else [])
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    driver.wait()
+
+
 def agents_done(squad: Squad, repo: Path) -> set[str]:
     """The titles whose agent has written demo-output/1.txt, in the worktree or (paused since) on
     the branch; the driver removes and re-adds worktrees meanwhile."""
@@ -97,22 +117,14 @@ def test_a_batch_killed_at_any_point_is_recovered_without_losing_work(
         squad: Squad, git_repo: Path, tmux_socket: str, kill: str, delay: float) -> None:
     for title in TITLES:
         squad.new(title)
-    env = {**os.environ, "PYTHONPATH": str(Path(squadnb.__file__).parent.parent)}
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(squad.home), squad.repo, tmux_socket],
-                              env=env, start_new_session=True)
+    driver = spawn_driver(DRIVER, squad, tmux_socket)
     try:
         # every agent has written its file: from here on the driver pauses and resumes
         wait_for(lambda: agents_done(squad, git_repo) == set(TITLES), timeout=180,
                  what="every agent's first file")
         time.sleep(delay)  # the point of the crash: a fixed point in the batch, not a wait for tmux
     finally:
-        victims = [driver.pid] + (descendants(driver.pid) if kill == "group" else [])
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        driver.wait()
+        sigkill(driver, kill)
     fresh = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)
     for title in TITLES:
         inst = fresh[title]
@@ -140,9 +152,7 @@ def crash_during(action: str, script: str, squad: Squad, tmux_socket: str, kill:
                  delay: float) -> None:
     """Run ``script`` in a child process, and SIGKILL it (alone, or with every process it spawned)
     ``delay`` seconds after it first recorded ``action`` in ``transitions.json`` (or once it ended)."""
-    env = {**os.environ, "PYTHONPATH": str(Path(squadnb.__file__).parent.parent)}
-    driver = subprocess.Popen([sys.executable, "-c", script, str(squad.home), squad.repo, tmux_socket],
-                              env=env, start_new_session=True)
+    driver = spawn_driver(script, squad, tmux_socket)
     path = squad.home / "transitions.json"
     deadline = time.monotonic() + 60
     try:
@@ -152,13 +162,7 @@ def crash_during(action: str, script: str, squad: Squad, tmux_socket: str, kill:
             time.sleep(0.002)
         time.sleep(delay)
     finally:
-        victims = [driver.pid] + (descendants(driver.pid) if kill == "group" else [])
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        driver.wait()
+        sigkill(driver, kill)
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.1, 0.3])
