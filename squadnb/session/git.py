@@ -332,11 +332,6 @@ class Git:
         await asyncio.to_thread(Path(dot_git).write_text, f"gitdir: {admin}\n")
         return True
 
-    async def worktree_admin_dir(self, path: str) -> str | None:
-        """The ``.git/worktrees/<id>`` directory of the worktree at ``path`` (None if not one)."""
-        done = await self._call(path, "rev-parse", "--path-format=absolute", "--git-dir")
-        return done.stdout.strip() if done.ok else None
-
     async def lock_files(self, repo: str, worktree: str = "", branch: str = "") -> list[str]:
         """The git lock files that exist now and that a killed git of this repository could have
         left: the common ``index.lock``, ``packed-refs.lock``, ``HEAD.lock`` and ``config.lock``,
