@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,29 @@ def test_kill_discard_false_ignores_commits_of_a_branch_it_keeps(squad: Squad,
     assert result.all_succeeded  # the branch survives the kill, and its commit with it
     assert "feature" in branches(git_repo)
     assert git(git_repo, "log", "-1", "--format=%s", "feature").strip() == "add kept.txt"
+
+
+def test_reading_pins_never_waits_for_the_homes_lock(squad: Squad) -> None:
+    """Kill's ``validate`` reads the pins on squadnb's loop thread for every instance: it must not
+    wait while the state writer (or another process) holds the home's lock. ``pins.json`` is
+    replaced atomically, so a read without the lock sees the old file or the new one, whole."""
+    inst = squad.new("a")
+    inst.pin()
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with squad._store.locked():
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert held.wait(5)
+        begun = time.monotonic()
+        assert inst.pinned
+        assert squad.to_dataframe().set_index("title").loc["a", "pinned"]
+        assert time.monotonic() - begun < 2.0
+    finally:
+        release.set()
+        holder.join()

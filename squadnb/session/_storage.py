@@ -753,10 +753,12 @@ class Store:
             raise StateWriteError(f"writing {path} failed: {exc.strerror or exc}") from exc
 
     def load_pins(self) -> set[str]:
-        """The titles in ``pins.json`` (empty when there is no file). Raises :class:`StateFileError`
-        when the file is not ``{"pinned": [<title>, ...]}``; the file is left as is."""
-        with self.locked(write=False):
-            return self._pins()
+        """The titles in ``pins.json`` (empty when there is no file), read without the home's lock:
+        writers replace the file atomically, and Kill's ``validate`` reads it on squadnb's loop
+        thread, which must not wait while the state writer holds the lock. Raises
+        :class:`StateFileError` when the file is not ``{"pinned": [<title>, ...]}``; the file is
+        left as is."""
+        return self._pins()
 
     def set_pinned(self, title: str, pinned: bool) -> None:
         """Add ``title`` to ``pins.json`` or remove it, under the home's lock (atomic write, 0600);

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from typing import Iterator
 
 __all__ = ["Reftable", "Worktree", "admin_of", "branch_at", "checked_out", "main_path", "mentions",
            "read_worktrees", "remove_entry",
@@ -41,17 +42,41 @@ class Worktree:
     branch: str | None
 
 
-def _read(path: str) -> str:
-    """A small file's text, stripped. ``os.read`` rather than ``open()``: a pass reads hundreds of
-    these, and the text layer costs more than the read."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def _read(path: str, dir_fd: int | None = None) -> str:
+    """A small file's text, stripped (``path`` relative to ``dir_fd`` when given). ``os.read``
+    rather than ``open()``: a pass reads hundreds of these, and the text layer costs more than the
+    read."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
+        data = os.read(fd, 4096)
+        if len(data) == 4096:  # these files are a line long: only a strange one needs more reads
+            while chunk := os.read(fd, 65536):
+                data += chunk
     finally:
         os.close(fd)
-    return b"".join(chunks).decode("utf-8", "surrogateescape").strip()
+    return data.decode("utf-8", "surrogateescape").strip()
+
+
+def _scan(common: str, name: str) -> Iterator[tuple[str, str]]:
+    """``(id, text)`` of file ``name`` (``HEAD``, ``gitdir``) of every entry
+    ``<common>/worktrees/<id>``, in id order; an entry without that file (being added or removed
+    right now) is skipped. Opened relative to the ``worktrees`` directory: a pass over 200 entries
+    runs while kills wait on the repository lock, and each open then walks one component instead of
+    the whole path."""
+    root = os.path.join(common, "worktrees")
+    try:
+        dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        for entry in sorted(os.listdir(dir_fd)):
+            try:
+                text = _read(f"{entry}/{name}", dir_fd)
+            except OSError:
+                continue
+            yield entry, text
+    finally:
+        os.close(dir_fd)
 
 
 def mentions(common: str, branch: str) -> bool:
@@ -66,7 +91,11 @@ def mentions(common: str, branch: str) -> bool:
 def branch_at(head_file: str) -> str | None:
     """The branch a ``HEAD`` file names (None: detached). Raises ``OSError`` when it cannot be read,
     :class:`Reftable` for a reftable stub."""
-    head = _read(head_file)
+    return _branch_in(_read(head_file), head_file)
+
+
+def _branch_in(head: str, head_file: str) -> str | None:
+    """The branch the text of ``HEAD`` file ``head_file`` names (None: detached)."""
     if head == _REFTABLE_HEAD:
         raise Reftable(head_file)
     return head.removeprefix("ref: refs/heads/") if head.startswith("ref: refs/heads/") else None
@@ -81,25 +110,22 @@ def main_path(common: str) -> str:
 def _dot_git_named(admin: str) -> str:
     """The ``.git`` file entry ``admin`` names (a relative name, as newer gits may write, is relative
     to ``admin``). Raises ``OSError``."""
-    return os.path.normpath(os.path.join(admin, _read(os.path.join(admin, "gitdir"))))
+    return _named(admin, _read(os.path.join(admin, "gitdir")))
 
 
-def _entries(common: str) -> list[str]:
-    root = os.path.join(common, "worktrees")
-    try:
-        return [os.path.join(root, name) for name in sorted(os.listdir(root))]
-    except OSError:
-        return []
+def _named(admin: str, gitdir: str) -> str:
+    return os.path.normpath(os.path.join(admin, gitdir))
 
 
 def read_worktrees(common: str) -> list[Worktree]:
     """Every worktree git lists, the main checkout first, then the linked ones by path (git's
     order). An entry being added or removed right now (a file missing) is skipped."""
     found = []
-    for admin in _entries(common):
+    for entry, head in _scan(common, "HEAD"):
+        admin = os.path.join(common, "worktrees", entry)
         try:
             found.append(Worktree(os.path.dirname(_dot_git_named(admin)),
-                                  branch_at(os.path.join(admin, "HEAD"))))
+                                  _branch_in(head, os.path.join(admin, "HEAD"))))
         except OSError:
             continue
     main = Worktree(main_path(common), branch_at(os.path.join(common, "HEAD")))
@@ -109,12 +135,17 @@ def read_worktrees(common: str) -> list[Worktree]:
 def checked_out(common: str, branch: str) -> list[str]:
     """The paths of the worktrees (the main checkout included) whose HEAD names ``branch``."""
     found = [main_path(common)] if branch_at(os.path.join(common, "HEAD")) == branch else []
-    for admin in _entries(common):
-        try:
-            if branch_at(os.path.join(admin, "HEAD")) == branch:
+    # compared as text: only the entries on the branch cost more than one read
+    want = "ref: refs/heads/" + branch
+    for entry, head in _scan(common, "HEAD"):
+        if head == _REFTABLE_HEAD:
+            raise Reftable(os.path.join(common, "worktrees", entry, "HEAD"))
+        if head == want:
+            admin = os.path.join(common, "worktrees", entry)
+            try:
                 found.append(os.path.dirname(_dot_git_named(admin)))
-        except OSError:
-            continue
+            except OSError:
+                continue
     return found
 
 
@@ -133,17 +164,14 @@ def admin_of(common: str, path: str) -> str | None:
                 return admin
     except OSError:
         pass
-    name = os.path.basename(os.path.dirname(dot_git))
-    for admin in _entries(common):
-        try:
-            named = _dot_git_named(admin)
-        except OSError:
-            continue
-        # git writes real paths; resolving only the entries of the same directory name keeps this
-        # pass at one small read per entry
-        if named == dot_git or (os.path.basename(os.path.dirname(named)) == name
-                                and os.path.realpath(named) == dot_git):
-            return admin
+    # git writes real paths; resolving only the entries of the same directory name keeps this pass
+    # at one small read per entry
+    tail = os.sep + os.path.basename(os.path.dirname(dot_git)) + os.sep + ".git"
+    for entry, gitdir in _scan(common, "gitdir"):
+        if gitdir == dot_git or gitdir.endswith(tail):
+            admin = os.path.join(common, "worktrees", entry)
+            if os.path.realpath(_named(admin, gitdir)) == dot_git:
+                return admin
     return None
 
 
