@@ -307,6 +307,14 @@ def test_csv_output(cli: Cli) -> None:
     assert {r["title"]: r["status"] for r in listed} == {a: "paused", b: "paused"}
 
 
+def test_csv_output_never_carries_a_formula_a_spreadsheet_would_run(cli: Cli) -> None:
+    hostile = "=HYPERLINK(\"http://evil\",\"x\")" + cli.t("")
+    cli.ok("new", hostile, "--program", demo_program())
+    listed = list(csv.DictReader(io.StringIO(cli.ok("ls", "--csv").stdout)))
+    assert [r["title"] for r in listed] == ["'" + hostile]
+    assert [r["title"] for r in cli.json("ls")] == [hostile]  # JSON keeps the text exact
+
+
 def test_where_and_status_select_targets(cli: Cli) -> None:
     a, b, c = cli.started("a", "b", "c")
     cli.ok("pause", b)

@@ -164,11 +164,14 @@ def emit_frame(args: argparse.Namespace, frame: pd.DataFrame, empty: str = "no i
     if args.json:
         print(json.dumps(flat(frame).to_dict(orient="records"), indent=2))
     elif args.csv:
+        from squadnb.notebook.report import spreadsheet_safe
+
         frame_out = flat(frame)
         if "value" in frame_out:
             frame_out["value"] = [None if v is None else json.dumps(v) for v in frame_out["value"]]
-        frame_out.map(lambda v: printable(v, keep="\n\t") if isinstance(v, str) else v) \
-            .to_csv(sys.stdout, index=False)
+        # text a spreadsheet would run as a formula starts with "'"; --json keeps text exact
+        spreadsheet_safe(frame_out.map(lambda v: printable(v, keep="\n\t") if isinstance(v, str)
+                                       else v)).to_csv(sys.stdout, index=False)
     elif frame.empty:
         print(empty)
     else:

@@ -148,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     output = argparse.ArgumentParser(add_help=False)
     formats = output.add_mutually_exclusive_group()
     formats.add_argument("--json", action="store_true", help="print JSON records (for scripts)")
-    formats.add_argument("--csv", action="store_true", help="print CSV (for scripts)")
+    formats.add_argument("--csv", action="store_true",
+                         help="print CSV (for scripts; text a spreadsheet would run as a formula "
+                              "gets a leading ', --json keeps it exact)")
 
     common = [squad_options, output]
     sub = commands.add_parser("demo", help="run the whole lifecycle on demo agents, then clean up",

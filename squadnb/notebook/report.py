@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numbers
+
 import pandas as pd
 
 from squadnb._html import STATUS_STYLES, status_table
 
-__all__ = ["STATUS_COLOURS", "frame", "summarize", "timeline", "to_csv", "to_html"]
+__all__ = ["STATUS_COLOURS", "frame", "spreadsheet_safe", "summarize", "timeline", "to_csv", "to_html"]
 
 #: Colour of each result status in :func:`timeline` (matplotlib colour names).
 STATUS_COLOURS: dict[str, str] = {
@@ -120,11 +122,36 @@ def timeline(result_or_list: Any, ax: Any = None) -> Any:
     return ax
 
 
-def to_csv(result_or_list: Any, path: str | Path) -> Path:
+#: how a cell that a spreadsheet runs as a formula starts (OWASP's CSV injection list)
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe_cell(value: Any) -> Any:
+    if value is None or isinstance(value, (numbers.Number, pd.Timestamp, pd.Timedelta)):
+        return value  # a negative number is a number, not a formula
+    text = value if isinstance(value, str) else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else value
+
+
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` in which every text cell a spreadsheet would run as a formula (one that
+    starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, such as an agent's
+    ``=HYPERLINK(...)`` in a value or an error) starts with ``'``, which spreadsheets show as text
+    and do not run. Numbers, times and missing values are kept as they are."""
+    return df.map(_safe_cell)
+
+
+def to_csv(result_or_list: Any, path: str | Path, *, formulas: bool = False) -> Path:
     """Write :func:`frame` to ``path`` as CSV (``elapsed`` as ``seconds``; times in ISO 8601 UTC)
-    and return the path. ``pandas.read_csv(path)`` reads it back."""
+    and return the path. ``pandas.read_csv(path)`` reads it back.
+
+    Titles, errors and values come from users and agents, and a CSV is opened in spreadsheets: a
+    text cell a spreadsheet would run as a formula is written with a leading ``'``
+    (:func:`spreadsheet_safe`), so ``read_csv`` reads ``'=1+1`` for a title ``=1+1``.
+    ``formulas=True`` writes such cells as they are."""
     path = Path(path)
-    frame(result_or_list).drop(columns=["elapsed"]).to_csv(path, index=False)
+    table = frame(result_or_list).drop(columns=["elapsed"])
+    (table if formulas else spreadsheet_safe(table)).to_csv(path, index=False)
     return path
 
 

@@ -181,6 +181,11 @@ class Git:
         return done.stdout.strip()
 
     async def valid_branch_name(self, name: str) -> bool:
+        """True when git takes ``name`` as a new branch's name (``check-ref-format --branch``).
+        ``@{-N}`` is refused first: ``--branch`` would read it as "the N-th branch checked out
+        before" in the current directory's repository."""
+        if "@{" in name:
+            return False
         done = await self._call(".", "check-ref-format", "--branch", name)
         return done.ok
 

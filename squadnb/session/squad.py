@@ -368,6 +368,12 @@ class Squad:
                                f"used: {problem}")
         if prompt:
             prompt = check_prompt(prompt, title)
+        if branch is not None and not isinstance(branch, str):
+            raise InvalidTitle(f"instance {shown(title)}: branch must be a string, not "
+                               f"{type(branch).__name__}")
+        if branch and not await self.git.valid_branch_name(branch):
+            raise InvalidTitle(f"instance {shown(title)}: {shown(branch)} is not a valid git branch "
+                               "name")
         self._load()
         if title in self._instances:
             raise DuplicateTitle(f"instance {shown(title)} already exists")

@@ -112,6 +112,30 @@ def test_html_export_holds_the_summary_and_every_row(boxes, executor, tmp_path: 
     assert "box-0 broke" in text and "#f8d7da" in text
 
 
+class Formulas(Operation):
+    """What an agent or a user could put in a report to run in the spreadsheet that opens it."""
+
+    name = "Formulas"
+
+    async def execute(self, instance: Box) -> object:
+        if instance.title == "fails":
+            raise RuntimeError("irrelevant")
+        return {"plain": "ok", "negative": -3, "formula": "=cmd|' /C calc'!A0"}.get(
+            instance.title, "@SUM(1+1)*cmd|' /C calc'!A0")
+
+
+def test_csv_export_quotes_every_cell_a_spreadsheet_would_run_as_a_formula(executor, tmp_path):
+    boxes = [Box(t) for t in ("plain", "negative", "formula", "=1+1", "+1", "-2", "\tx", "fails")]
+    result = executor.execute(boxes, Formulas(), progress=False)
+    back = pd.read_csv(to_csv(result, tmp_path / "run.csv"), keep_default_na=False)
+    assert back["instance"].tolist() == ["plain", "negative", "formula", "'=1+1", "'+1", "'-2",
+                                         "'\tx", "fails"]
+    assert back["value"].tolist()[:4] == ["ok", "-3", "'=cmd|' /C calc'!A0", "'@SUM(1+1)*cmd|' /C calc'!A0"]
+    assert (back["seconds"] >= 0).all()  # numbers are numbers still
+    raw = pd.read_csv(to_csv(result, tmp_path / "raw.csv", formulas=True), keep_default_na=False)
+    assert raw["instance"].tolist() == [b.title for b in boxes]
+
+
 def test_bad_input_is_refused(tmp_path: Path):
     with pytest.raises(TypeError, match="PartialResult"):
         summarize(["not a result"])

@@ -157,6 +157,21 @@ def test_bad_titles_are_refused_before_anything_exists(squad: Squad, git_repo: P
     assert world(squad, git_repo, tmux_socket) == before and len(squad) == 0
 
 
+@pytest.mark.parametrize("branch", ["a..b", "-x", "x.lock", "@{-1}", "sp ace", "HEAD", "a/", ""])
+def test_a_bad_branch_is_refused_by_new_before_anything_exists(squad: Squad, git_repo: Path,
+                                                               tmux_socket: str, branch: str) -> None:
+    """``branch=`` is checked when the instance is made, not first at start ("" is "no branch")."""
+    before = world(squad, git_repo, tmux_socket)
+    if not branch:
+        assert squad.new("plain", branch=branch).branch == ""
+        return
+    with pytest.raises(InvalidTitle, match="is not a valid git branch name"):
+        squad.new("bad branch", branch=branch)
+    with pytest.raises(InvalidTitle, match="branch must be a string"):
+        squad.new("bad branch", branch=5)  # type: ignore[arg-type]
+    assert world(squad, git_repo, tmux_socket) == before and len(squad) == 0
+
+
 def test_an_error_never_echoes_more_than_80_characters_of_the_value(squad: Squad) -> None:
     for title in ("y" * 10_000, "y" * 5000 + "\x1b", "\u202e" * 500):
         with pytest.raises(InvalidTitle) as info:
