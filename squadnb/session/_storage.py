@@ -629,6 +629,34 @@ class Store:
         return ([Stored(e, True) for e in state.entries]
                 + [Stored(e, False) for e in pending.entries if e["title"] not in started])
 
+    def peek(self, title: str) -> Stored | None | bool:
+        """The entry of ``title`` the files hold now (state.json before pending.json, as
+        :meth:`load` counts it), None when neither holds it, or False when a file is empty (what
+        ``cs`` leaves for a moment: it truncates before it writes) and nothing can be said. Read
+        without the home's lock: squadnb's writers replace the files atomically, and a lifecycle
+        call asks this before it acts, while the writer may hold the lock for a whole write. A file
+        unchanged since this store last read or wrote it is not parsed again. Raises
+        :class:`StateFileError`."""
+        for path, started in ((self.state_path, True), (self.pending_path, False)):
+            key = _stat_key(path)
+            if key is None:
+                continue
+            doc = self._docs.get(path)
+            if doc is None or doc.key != key:
+                try:
+                    raw = _parse(path, path.read_bytes())
+                except FileNotFoundError:
+                    continue  # replaced right now: a rename leaves no gap, a delete is a removal
+                except OSError as exc:
+                    raise StateFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+                if raw is None:
+                    return False
+                doc = self._validated(path, raw, key)
+            index = doc.find(title)
+            if index is not None:
+                return Stored(doc.entries[index], started)
+        return None
+
     # ------------------------------------------------------------------ writing
     def submit(self, change: Change) -> concurrent.futures.Future[Stored | None]:
         """Queue ``change`` for the writer thread and return its future at once. A change of a title
