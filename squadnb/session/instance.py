@@ -30,7 +30,7 @@ from squadnb.session._input import check_prompt
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._status import Status, StatusFlags, refusal
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData, write_private
-from squadnb.session.git import DiffStats, FileChange, branch_name
+from squadnb.session.git import DiffStats, FileChange, branch_name, same_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,6 +52,23 @@ def pause_commit_message(title: str) -> str:
     ``[claudesquad] update from '<title>' on <time> (paused)``."""
     stamp = _now().strftime("%d %b %y %H:%M %Z")
     return f"[claudesquad] update from '{title}' on {stamp} (paused)"
+
+
+def _same_place(path: str, others: list[tuple[str, str]]) -> str | None:
+    """The title of the first ``(title, path)`` of ``others`` naming the place ``path`` names: the
+    same text once normalised, or the same directory on disk (one ``stat`` each, so a symlink to
+    it counts). Disk work, for ``asyncio.to_thread``."""
+    def key(name: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(name)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    mine, text = key(path), os.path.normpath(path)
+    return next((title for title, other in others
+                 if os.path.normpath(other) == text or (mine is not None and key(other) == mine)),
+                None)
 
 
 def _parse_time(text: str) -> datetime:
@@ -389,9 +406,9 @@ class Instance(StatusFlags):
                 return done.value
 
     async def _undo_setup(self, repo: str, worktree: str, created_branch: str | None) -> None:
-        self._inside_home(worktree)
+        await self._own_worktree(repo, worktree)
         await self._remove_worktree(repo, worktree)
-        if created_branch is not None:
+        if created_branch is not None and self._branch_shared_with() is None:
             await self.squad.git.delete_branch(repo, created_branch)
 
     # ------------------------------------------------------------------ trust
@@ -404,6 +421,41 @@ class Instance(StatusFlags):
                              f"{root}; squadnb deletes and commits only in worktrees it made there",
                              self.title, path)
         return path
+
+    async def _own_worktree(self, repo: str, path: str) -> str:
+        """``path`` if squadnb may delete or commit there for this instance (issue 9's contract):
+        inside the home's ``worktrees/`` (:meth:`_inside_home`), recorded by no other instance of
+        the squad (the same path, or the same directory through a symlink), and, when git lists a
+        worktree of ``repo`` there, one on this instance's branch. A detached HEAD passes: an add
+        cut short leaves one, and so does a rebase in progress. Raises :class:`UnsafePath` naming
+        the instance, the path and the cause; checked before a call touches anything, since a
+        state file edited between calls can name any of these."""
+        self._inside_home(path)
+        others = [(i.title, i.worktree_path) for i in self.squad.instances
+                  if i is not self and i.worktree_path]
+        other = await asyncio.to_thread(_same_place, path, others)
+        if other is not None:
+            raise UnsafePath(f"its worktree path {path!r} is recorded by instance {other!r} too; "
+                             "squadnb deletes and commits only in a worktree one instance records",
+                             self.title, path)
+        tree = await self.squad.git.listed(repo, path) if os.path.lexists(path) else None
+        if tree is not None and tree.branch is not None and tree.branch != self.branch:
+            raise UnsafePath(f"the worktree at {path!r} has branch {tree.branch!r} checked out, "
+                             f"not its branch {self.branch!r}; squadnb deletes and commits only in "
+                             "the instance's own worktree (if its agent switched branches there, "
+                             f"switch back to {self.branch!r})", self.title, path)
+        return path
+
+    def _branch_shared_with(self) -> str | None:
+        """The title of another started instance of the squad that records this instance's branch
+        (of the same repository), or None. Kill and an undone start never delete such a branch:
+        it holds that instance's work too (``new(branch=...)`` starts an instance on a paused
+        one's branch; an edited state file can name any)."""
+        for other in self.squad.instances:
+            if (other is not self and other.started and other.branch == self.branch
+                    and (not other.repo_path or same_path(other.repo_path, self.repo_path))):
+                return other.title
+        return None
 
     async def _worktree_state(self) -> str:
         """What is at this instance's worktree path: ``"live"`` (a worktree git lists, with its
@@ -458,6 +510,8 @@ class Instance(StatusFlags):
         async with self._lock:
             with self._failing(action):
                 await self.squad._aguard_claude_squad()
+                if self.started and self.repo_path:
+                    await self._own_worktree(self.repo_path, self.worktree_path)
                 finished = await self._recover(action)
                 if finished == "kill" and action != "kill":
                     raise InvalidState("an interrupted kill of it was finished: it is gone")
@@ -563,6 +617,8 @@ class Instance(StatusFlags):
             with self._failing("recover"):
                 await self.squad._aguard_claude_squad()
                 if self.started:
+                    if self.repo_path:
+                        await self._own_worktree(self.repo_path, self.worktree_path)
                     await self._recover()
                 else:
                     await self._clean_interrupted_start()
@@ -740,16 +796,17 @@ class Instance(StatusFlags):
                 await self._kill_steps()
 
     async def _kill_steps(self) -> None:
+        delete_branch = not self.is_existing_branch and self._branch_shared_with() is None
         if self.repo_path:
             self._inside_home(self.worktree_path)
-            if not self.is_existing_branch:
+            if delete_branch:
                 where = await self.squad.git.checked_out_at(self.repo_path, self.branch,
                                                             besides=self.worktree_path)
                 if where is not None:
                     raise BranchCheckedOut(f"branch {self.branch!r} is checked out in the worktree "
                                            f"at {where}")
         self._unfinished = True  # from here on, a kill cut short is finished, never undone
-        await self._teardown(delete_branch=not self.is_existing_branch)
+        await self._teardown(delete_branch=delete_branch)
         await asyncio.to_thread(self._archive.unlink, missing_ok=True)
         self.squad._forget(self)
         self.status = Status.DEAD
