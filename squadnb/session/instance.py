@@ -265,7 +265,8 @@ class Instance(StatusFlags):
 
         Raises :class:`InvalidState` for an instance that is not started, is paused (resume it), whose
         session is alive, or whose worktree is gone; a program that exits raises
-        :class:`ProgramExited` and the instance stays DEAD.
+        :class:`ProgramExited` and the instance stays DEAD, and :class:`UnsafePath` when its
+        worktree path is not its own (:meth:`apause` says when).
         """
         async with self._transition("restart") as done:
             if not done:
@@ -643,8 +644,10 @@ class Instance(StatusFlags):
 
         If the commit or the removal fails, the worktree stays, the agent is started again (with its
         continue flag) and the error is raised: never a half-paused instance. Raises
-        :class:`InvalidState` when not started or already paused, :class:`UnsafePath` when the
-        worktree path is not inside the home's ``worktrees/``.
+        :class:`InvalidState` when not started or already paused, :class:`UnsafePath` (before
+        anything is touched) when the worktree path is not the instance's own: outside the home's
+        ``worktrees/``, recorded by another instance too, or a worktree on another branch
+        (:meth:`_own_worktree`).
         """
         async with self._transition("pause") as done:
             if done:
@@ -728,8 +731,8 @@ class Instance(StatusFlags):
 
         Raises :class:`InvalidState` when not paused, :class:`BranchCheckedOut` when the branch is
         checked out in another worktree (its own never counts), :class:`UnsafePath` when the stored
-        path is not inside the home's ``worktrees/``; if the program fails to start, the worktree
-        is removed again and the instance stays PAUSED.
+        path is not the instance's own (:meth:`apause` says when); if the program fails to start,
+        the worktree is removed again and the instance stays PAUSED.
         """
         async with self._transition("resume") as done:
             if not done:
@@ -779,10 +782,19 @@ class Instance(StatusFlags):
         deleted. A never-started instance is forgotten (after removing what an interrupted start of
         it left). A kill an earlier, killed call left half-done is finished.
 
-        Raises :class:`BranchCheckedOut` (before touching anything) when its branch is checked out in
-        another worktree, :class:`UnsafePath` when its worktree path is not inside the home's
-        ``worktrees/``; if a cleanup step fails, the others still run and the first error is raised
-        with the rest as notes.
+        The branch is deleted only when the state says squadnb created it (``is_existing_branch``
+        false: claude-squad's record, which squadnb trusts, as git keeps no mark of who made a
+        branch) and no other started instance of the squad records it: such a branch is kept, as it
+        holds that instance's work too (one started with ``new(branch=...)`` on a paused
+        instance's branch, or a state file edited to name it). So a user's branch that a hand-edited
+        entry names with ``is_existing_branch`` false is deleted unless it is checked out or
+        another instance records it.
+
+        Raises :class:`BranchCheckedOut` (before touching anything) when the branch it would delete
+        is checked out in another worktree (the main checkout's current branch included),
+        :class:`UnsafePath` (before touching anything) when its worktree path is not its own
+        (:meth:`apause` says when); if a cleanup step fails, the others still run and the first
+        error is raised with the rest as notes.
         """
         if not self.started:
             async with self._lock:
@@ -1075,13 +1087,16 @@ class Instance(StatusFlags):
         """Commit the worktree's changes on the branch (untracked files included; the commit pause
         makes, or ``message``; nothing when clean) and push the branch to ``remote`` with its
         upstream set; return the pushed commit's sha. A paused instance (no worktree) pushes its
-        branch as it is. Raises :class:`InvalidState` when not started, :class:`GitError` when the
-        commit or the push fails (the commit, if made, stays on the branch)."""
+        branch as it is. Raises :class:`InvalidState` when not started, :class:`UnsafePath` before
+        committing in a worktree that is not its own (:meth:`apause` says when), :class:`GitError`
+        when the commit or the push fails (the commit, if made, stays on the branch)."""
         async with self._lock:
             with self._failing("push"):
                 self._require("push")
                 git = self.squad.git
-                if (not self.paused and os.path.isdir(self._inside_home(self.worktree_path))
+                if (not self.paused
+                        and os.path.isdir(await self._own_worktree(self.repo_path,
+                                                                   self.worktree_path))
                         and await git.is_dirty(self.worktree_path)):
                     await git.commit_all(self.repo_path, self.worktree_path,
                                          message or pause_commit_message(self.title))

@@ -70,8 +70,8 @@ def doctor_rows(squad: Squad, kind: str) -> list[tuple[str, str, str]]:
     return list(zip(rows["instance"], rows["path"], rows["detail"]))
 
 
-@pytest.mark.parametrize("paused, call", [(False, "pause"), (False, "kill"), (True, "resume"),
-                                          (True, "kill")])
+@pytest.mark.parametrize("paused, call", [(False, "pause"), (False, "kill"), (False, "push"),
+                                          (True, "resume"), (True, "kill")])
 def test_a_worktree_path_naming_another_instances_worktree_is_refused(
         squad: Squad, git_repo: Path, restored: None, paused: bool, call: str) -> None:
     a, b = with_work(squad, "a"), with_work(squad, "b")
