@@ -409,7 +409,7 @@ class Instance(StatusFlags):
     async def _undo_setup(self, repo: str, worktree: str, created_branch: str | None) -> None:
         await self._own_worktree(repo, worktree)
         await self._remove_worktree(repo, worktree)
-        if created_branch is not None and self._branch_shared_with() is None:
+        if created_branch is not None and await self._may_delete_branch(repo, created_branch):
             await self.squad.git.delete_branch(repo, created_branch)
 
     # ------------------------------------------------------------------ trust
@@ -426,11 +426,12 @@ class Instance(StatusFlags):
     async def _own_worktree(self, repo: str, path: str) -> str:
         """``path`` if squadnb may delete or commit there for this instance (issue 9's contract):
         inside the home's ``worktrees/`` (:meth:`_inside_home`), recorded by no other instance of
-        the squad (the same path, or the same directory through a symlink), and, when git lists a
-        worktree of ``repo`` there, one on this instance's branch. A detached HEAD passes: an add
-        cut short leaves one, and so does a rebase in progress. Raises :class:`UnsafePath` naming
-        the instance, the path and the cause; checked before a call touches anything, since a
-        state file edited between calls can name any of these."""
+        the squad (the same path, or the same directory through a symlink), not a worktree of
+        another repository, and, when git lists a worktree of ``repo`` there, one on this
+        instance's branch. A detached HEAD passes: an add cut short leaves one, and so does a
+        rebase in progress. Raises :class:`UnsafePath` naming the instance, the path and the
+        cause; checked before a call touches anything, since a state file edited between calls can
+        name any of these."""
         self._inside_home(path)
         others = [(i.title, i.worktree_path) for i in self.squad.instances
                   if i is not self and i.worktree_path]
@@ -439,13 +440,30 @@ class Instance(StatusFlags):
             raise UnsafePath(f"its worktree path {path!r} is recorded by instance {other!r} too; "
                              "squadnb deletes and commits only in a worktree one instance records",
                              self.title, path)
-        tree = await self.squad.git.listed(repo, path) if os.path.lexists(path) else None
+        git = self.squad.git
+        tree = await git.listed(repo, path) if os.path.lexists(path) else None
+        theirs = await git.foreign_owner(repo, path) if tree is None and os.path.isdir(path) else None
+        if theirs is not None:
+            raise UnsafePath(f"the worktree at {path!r} is one of the repository at {theirs!r}, not "
+                             f"of its repository {repo!r}", self.title, path)
         if tree is not None and tree.branch is not None and tree.branch != self.branch:
             raise UnsafePath(f"the worktree at {path!r} has branch {tree.branch!r} checked out, "
                              f"not its branch {self.branch!r}; squadnb deletes and commits only in "
                              "the instance's own worktree (if its agent switched branches there, "
                              f"switch back to {self.branch!r})", self.title, path)
         return path
+
+    async def _may_delete_branch(self, repo: str, branch: str) -> bool:
+        """Whether kill, or the undo of a start, may delete ``branch``, which the state says squadnb
+        created: no other started instance records it (:meth:`_branch_shared_with`), and it still
+        holds the commit it was cut from (``base_commit_sha``; not checked when none is recorded).
+        A branch of another repository, or one a user made before that commit, does not, and an
+        edited state file can name either; squadnb keeps such a branch rather than delete what it
+        may not have made (a branch whose history an agent rewrote below its base is kept too)."""
+        if self._branch_shared_with() is not None:
+            return False
+        return not self.base_commit_sha or await self.squad.git.is_ancestor(
+            repo, self.base_commit_sha, f"refs/heads/{branch}")
 
     def _branch_shared_with(self) -> str | None:
         """The title of another started instance of the squad that records this instance's branch
@@ -783,12 +801,13 @@ class Instance(StatusFlags):
         it left). A kill an earlier, killed call left half-done is finished.
 
         The branch is deleted only when the state says squadnb created it (``is_existing_branch``
-        false: claude-squad's record, which squadnb trusts, as git keeps no mark of who made a
-        branch) and no other started instance of the squad records it: such a branch is kept, as it
-        holds that instance's work too (one started with ``new(branch=...)`` on a paused
-        instance's branch, or a state file edited to name it). So a user's branch that a hand-edited
-        entry names with ``is_existing_branch`` false is deleted unless it is checked out or
-        another instance records it.
+        false: claude-squad's record, as git keeps no mark of who made a branch), no other started
+        instance of the squad records it (it holds that instance's work too: one started with
+        ``new(branch=...)`` on a paused instance's branch, or a state file edited to name it), and
+        it still holds the commit it was cut from (``base_commit_sha``): otherwise it is kept
+        (:meth:`_may_delete_branch`). What is left: a user's branch that holds that commit and is
+        checked out nowhere, named by a hand-edited entry with ``is_existing_branch`` false, is
+        deleted.
 
         Raises :class:`BranchCheckedOut` (before touching anything) when the branch it would delete
         is checked out in another worktree (the main checkout's current branch included),
@@ -808,7 +827,8 @@ class Instance(StatusFlags):
                 await self._kill_steps()
 
     async def _kill_steps(self) -> None:
-        delete_branch = not self.is_existing_branch and self._branch_shared_with() is None
+        delete_branch = (not self.is_existing_branch and bool(self.repo_path)
+                         and await self._may_delete_branch(self.repo_path, self.branch))
         if self.repo_path:
             self._inside_home(self.worktree_path)
             if delete_branch:

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 import pytest
 from helpers import branches, git
 
+from squadnb.agents import scratch_repo
 from squadnb.errors import UnsafePath
 from squadnb.session import Instance, Squad, Status
 
@@ -183,3 +184,39 @@ def test_a_pending_entry_naming_another_instances_worktree_and_branch_is_refused
         getattr(fresh(squad)["a"], call)()
     assert_untouched(squad, git_repo, b)
     assert branches(git_repo) == {"main", "test/b"}
+
+
+def test_a_repo_path_naming_another_repository_is_refused(squad: Squad, git_repo: Path,
+                                                          tmp_path: Path, restored: None) -> None:
+    a = with_work(squad, "a")
+    other = scratch_repo(tmp_path / "other", files=1)
+    git(other, "branch", "test/a")  # the other project has a branch of the same name
+    tamper(squad, "a", repo_path=str(other))
+    for call in ("pause", "kill"):
+        with pytest.raises(UnsafePath, match=rf"instance 'a': {call} failed: the worktree at "
+                                             rf"'{a.worktree_path}' is one of the repository at "
+                                             rf"'{git_repo}', not of its repository '{other}'"):
+            getattr(fresh(squad)["a"], call)()
+    assert (Path(a.worktree_path) / "a-work.txt").exists() and fresh(squad)["a"].tmux_alive()
+    assert "test/a" in branches(other) and "test/a" in branches(git_repo)
+    assert not (squad.home / "lost+found").exists()
+
+
+def test_kill_keeps_a_branch_that_does_not_hold_the_commit_it_was_cut_from(
+        squad: Squad, git_repo: Path, tmp_path: Path, restored: None) -> None:
+    # a user's branch made before the instance's base commit, and a same-named branch of another
+    # repository: an entry edited to name either, with is_existing_branch false, claims to have made it
+    git(git_repo, "branch", "feature")
+    (git_repo / "later.txt").write_text("later\n")
+    git(git_repo, "add", "later.txt")
+    git(git_repo, "commit", "-q", "-m", "later")
+    other = scratch_repo(tmp_path / "other", files=1)
+    git(other, "branch", "test/b")
+    a, b = with_work(squad, "a"), with_work(squad, "b")
+    a.pause()
+    b.pause()
+    tamper(squad, "a", branch="feature", branch_name="feature")
+    tamper(squad, "b", repo_path=str(other))
+    fresh(squad)["a"].kill()
+    fresh(squad)["b"].kill()
+    assert {"feature", "test/a", "test/b"} <= branches(git_repo) and "test/b" in branches(other)
