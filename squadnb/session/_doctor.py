@@ -128,7 +128,8 @@ async def _claims(squad: Squad, outside: set[str]) -> list[Finding]:
 
 async def _transitions(squad: Squad, repair: bool) -> list[Finding]:
     rows = []
-    for title, intent in squad._intents.load().items():
+    intents = squad._intents.load()
+    for title, intent in intents.items():
         inst = squad._instances.get(title)
         path = inst.worktree_path if inst else ""
         if inst is None:
@@ -142,7 +143,7 @@ async def _transitions(squad: Squad, repair: bool) -> list[Finding]:
         else:
             rows.append(await _repair(inst, f"an interrupted {intent.action}", repair))
     for inst in squad.instances:
-        if not inst.started and inst.worktree_path:
+        if not inst.started and inst.worktree_path and inst.title not in intents:
             rows.append(await _repair(inst, "an interrupted start left its worktree, branch or "
                                             "session", repair))
     return rows

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from squadnb.errors import StateFileError, StateWriteError
+from squadnb.session import _proc
 from squadnb.session._storage import Store, _replace
 
 __all__ = ["Intent", "Intents"]
@@ -26,8 +27,8 @@ __all__ = ["Intent", "Intents"]
 
 @dataclass(frozen=True)
 class Intent:
-    """One transition in flight: the action (``pause``, ``resume``, ``kill``, ``restart``), the pid
-    of the process that began it, and when."""
+    """One transition in flight: the action (``start``, ``pause``, ``resume``, ``kill``,
+    ``restart``), the pid of the process that began it, and when."""
 
     action: str
     pid: int
@@ -36,7 +37,9 @@ class Intent:
     @property
     def running(self) -> bool:
         """True when the process that began it is alive and is not this one (a call of another
-        process is still working on it)."""
+        process is still working on it). A process with that pid that started after the record was
+        written is not it: pids are reused (after a reboot, the first few hundred are), and taking
+        it for the recorder would leave the instance refused until someone edits the file."""
         if self.pid == os.getpid():
             return False
         try:
@@ -44,8 +47,14 @@ class Intent:
         except ProcessLookupError:
             return False
         except PermissionError:
-            return True
-        return True
+            pass
+        started = _proc.started_at(self.pid)
+        try:
+            written = datetime.fromisoformat(self.at).timestamp()
+        except ValueError:
+            return True  # no time to compare with: a live pid may be the recorder
+        # one second of slack: /proc's boot time is rounded to the second
+        return started is None or started <= written + 1.0
 
 
 class Intents:

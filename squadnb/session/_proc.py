@@ -1,4 +1,5 @@
-"""Which live processes could hold a git lock file, read from ``/proc`` (Linux).
+"""Which live processes could hold a git lock file, and when a process started, read from ``/proc``
+(Linux).
 
 A lock file git leaves behind when it is killed (``index.lock``, ``packed-refs.lock``) makes every later
 git write fail until it is removed, but removing one that a live git still holds corrupts that git's
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["can_prove", "holders"]
+__all__ = ["can_prove", "holders", "started_at"]
 
 PROC = Path("/proc")
 
@@ -59,3 +60,15 @@ def _cwd_inside(entry: Path, roots: list[str]) -> bool:
     except OSError:
         return False
     return any(cwd == root or cwd.startswith(root + os.sep) for root in roots)
+
+
+def started_at(pid: int) -> float | None:
+    """When process ``pid`` started, in seconds since the epoch (to a clock tick, plus the second
+    the boot time is rounded to); None when it is gone or ``/proc`` cannot say."""
+    try:
+        fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(int(line.split()[1]) for line in (PROC / "stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None

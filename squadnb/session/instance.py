@@ -273,8 +273,20 @@ class Instance(StatusFlags):
                 await self._restart_in_worktree()
 
     async def _setup_and_launch(self) -> None:
-        git, tmux = self.squad.git, self.squad.tmux
+        """Start's steps, recorded in ``transitions.json`` while they run: what a start records in
+        the state files before it acts looks the same whether its process died or is still at work,
+        and the record's pid tells which (:meth:`_clean_interrupted_start`)."""
         await self._clean_interrupted_start()
+        await self._begin_record("start")
+        try:
+            await self._start_steps()
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(self.squad._intents.end, self.title))
+            raise
+        await self._end_record()
+
+    async def _start_steps(self) -> None:
+        git, tmux = self.squad.git, self.squad.tmux
         repo = await git.toplevel(self.path)
         head = await git.head_sha(repo)
         if await tmux.has_session(self.session_name):
@@ -330,16 +342,26 @@ class Instance(StatusFlags):
         """A NEW instance that names a worktree is one whose start died part-way (the process was
         killed): remove the session, worktree and created branch that start left, then forget them,
         after removing the git lock files its killed git children left (those no live process
-        holds). The branch name is kept, so the next start makes the same branch again."""
-        if self.started or not self.worktree_path:
+        holds). The branch name is kept, so the next start makes the same branch again. Raises
+        :class:`InvalidState` while the start is recorded by a live process: it is not dead but
+        still at work, and undoing it would pull its worktree out from under it."""
+        if self.started:
             return
-        self._inside_home(self.worktree_path)
-        if self.repo_path and os.path.isdir(self.repo_path):
-            await self.squad.git.remove_stale_locks(self.repo_path, self.worktree_path, self.branch)
-        await self.squad.tmux.kill_session(self.session_name)
-        await self._undo_setup(self.repo_path, self.worktree_path,
-                               None if self.is_existing_branch else self.branch)
-        self._record_setup(branch=self.branch)
+        intent = self.squad._intents.get(self.title)
+        recorded = intent is not None and intent.action == "start"
+        if recorded and intent.running:
+            raise InvalidState(f"its start is still running in process {intent.pid}")
+        if self.worktree_path:
+            self._inside_home(self.worktree_path)
+            if self.repo_path and os.path.isdir(self.repo_path):
+                await self.squad.git.remove_stale_locks(self.repo_path, self.worktree_path,
+                                                        self.branch)
+            await self.squad.tmux.kill_session(self.session_name)
+            await self._undo_setup(self.repo_path, self.worktree_path,
+                                   None if self.is_existing_branch else self.branch)
+            self._record_setup(branch=self.branch)
+        if recorded:
+            await self._end_record()
 
     async def _choose_branch(self, repo: str, head: str) -> tuple[str, str, bool]:
         """(branch, base commit, created): the requested existing branch, or a new one."""

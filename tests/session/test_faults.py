@@ -300,6 +300,7 @@ def test_a_start_killed_part_way_is_cleaned_up_by_the_next_start_or_kill(
     again = Squad(home=squad.home, repo=squad.repo, tmux_socket=squad.tmux.socket)
     inst = again["crash"]
     assert inst.status is Status.NEW and Path(inst.worktree_path).is_dir()  # what it left is named
+    assert again._intents.get("crash").action == "start"  # and its record, by a dead process
     left_behind, branch = inst.worktree_path, inst.branch
     assert branch in branches(git_repo)
     if then == "start":
@@ -312,6 +313,7 @@ def test_a_start_killed_part_way_is_cleaned_up_by_the_next_start_or_kill(
     assert branches(git_repo) == {"main"} and not Path(left_behind).exists()
     assert len(git(git_repo, "worktree", "list").splitlines()) == 1
     assert inst.session_name not in tmux_sessions(squad.tmux.socket) and len(again) == 0
+    assert again._intents.load() == {}  # the start's record went with what it left
 
 
 def test_a_pause_cut_short_after_removing_the_worktree_is_finished_by_pausing_again(

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -296,6 +297,26 @@ def test_a_transition_still_running_in_a_live_process_is_not_touched(squad: Squa
     with pytest.raises(InvalidState, match=f"its pause is still running in process {os.getppid()}"):
         fresh(squad)["busy"].pause()
     squad._intents.end("busy")
+
+
+def test_a_record_whose_pid_a_later_process_took_is_finished_not_refused(squad: Squad) -> None:
+    """After a reboot the recorder's pid may belong to a new process: one that started after the
+    record was written is not the recorder, so the pause is finished instead of refused forever."""
+    inst = squad.new("rebooted")
+    inst.start()
+    squad._intents.begin("rebooted", "pause")
+    data = json.loads(squad._intents.path.read_text())
+    time.sleep(1.5)  # past the second of slack /proc's rounded boot time needs
+    later = subprocess.Popen(["sleep", "30"])
+    try:
+        data["transitions"]["rebooted"]["pid"] = later.pid
+        squad._intents.path.write_text(json.dumps(data))
+        again = fresh(squad)["rebooted"]
+        assert again.pause() is not None and again.status is Status.PAUSED
+    finally:
+        later.kill()
+        later.wait()
+    assert squad._intents.load() == {}
 
 
 def test_a_session_left_alive_by_claude_squads_pause_is_ended_on_resume(

@@ -19,7 +19,8 @@ import pytest
 from helpers import branches, git, tmux, tmux_sessions, wait_for
 
 from squadnb.agents import demo_program
-from squadnb.session import Squad
+from squadnb.errors import InvalidState
+from squadnb.session import Squad, Status
 
 PREFIX = "two/"
 
@@ -135,3 +136,47 @@ def test_two_processes_start_and_kill_instances_at_once(tmp_path: Path, git_repo
     finally:
         for instance in Squad(home=home, repo=git_repo, tmux_socket=tmux_socket).instances:
             instance.kill()
+
+
+#: one process: start one instance whose setup command keeps the start in flight for a while
+STARTER = textwrap.dedent("""
+    import sys
+    from squadnb import Squad
+    home, repo, socket, program, title = sys.argv[1:]
+    squad = Squad(home=home, repo=repo, program=program, tmux_socket=socket, branch_prefix="two/",
+                  setup=["sleep 4"])
+    squad[title].start()
+""")
+
+
+def test_a_start_in_flight_in_another_process_is_left_to_it(squad: Squad, git_repo: Path,
+                                                            tmux_socket: str) -> None:
+    """While another live process starts an instance, its worktree and branch look like what a
+    killed start leaves; a start, a kill or ``doctor(repair=True)`` here must refuse or report, not
+    undo it under that process."""
+    squad.new("in flight", program=demo_program())
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    child = subprocess.Popen([sys.executable, "-c", STARTER, str(squad.home), str(git_repo),
+                              tmux_socket, demo_program(), "in flight"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: list(squad.worktrees_dir.rglob("README.md")), what="the child's worktree")
+        here = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)
+        running = f"its start is still running in process {child.pid}"
+        for call in (here["in flight"].start, here["in flight"].kill):
+            with pytest.raises(InvalidState, match=running):
+                call()
+        findings = here.doctor(repair=True)
+        mine = findings[findings["instance"] == "in flight"]
+        assert mine["detail"].tolist() == [running] and not mine["repaired"].any()
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    after = Squad(home=squad.home, repo=squad.repo, tmux_socket=tmux_socket)["in flight"]
+    assert after.status is Status.RUNNING and after.tmux_alive()
+    assert after.session_name in tmux_sessions(tmux_socket)
+    after.kill()
+    assert branches(git_repo) == {"main"}
