@@ -274,8 +274,9 @@ class UnknownInstance(SessionError, KeyError):
 
 class UnsafePath(SessionError):
     """A path recorded for an instance is not one squadnb may delete or commit in: relative, outside
-    the home's ``worktrees/``, or not a worktree of the instance's repository that ``git worktree
-    list`` lists. Raised before anything is touched; ``.instance`` is the title, ``.path`` the path."""
+    the home's ``worktrees/``, recorded by another instance of the home too (a symlink to its
+    worktree included), or where git lists a worktree on another branch than the instance's.
+    Raised before anything is touched; ``.instance`` is the title, ``.path`` the path."""
 
     def __init__(self, message: str, instance: str, path: str) -> None:
         super().__init__(message)

@@ -11,6 +11,11 @@ kind                     what                                         repair
 =======================  ===========================================  ==============================
 outside the home         a recorded worktree path that is relative    none (reported only)
                          or outside ``<home>/worktrees/``
+not its worktree         a recorded worktree path another instance    none (reported only; pause,
+                         records too, or where git lists a worktree   resume, kill and restart
+                         on another branch than the instance's        refuse it)
+shared branch            a branch two started instances record        none (a kill of either
+                                                                      keeps the branch)
 half-done transition     a pause/resume/kill/restart/start a killed   finish it (the next call's
                          process left recorded                        recovery)
 orphan session           a session with this squad's prefix that no   history saved, session ended
@@ -64,7 +69,9 @@ async def examine(squad: Squad, repair: bool) -> list[Finding]:
     table's order, so a repaired transition no longer shows up as an orphan."""
     squad._load()
     found: list[Finding] = []
-    found += _outside(squad)
+    outside = _outside(squad)
+    found += outside
+    found += await _claims(squad, {row.instance for row in outside})
     found += await _transitions(squad, repair)
     found += await _sessions(squad, repair)
     repos = {os.path.realpath(i.repo_path) for i in squad.instances
@@ -94,6 +101,28 @@ def _outside(squad: Squad) -> list[Finding]:
             except UnsafePath as exc:
                 rows.append(Finding("outside the home", inst.title, inst.worktree_path,
                                     f"{exc}; left alone"))
+    return rows
+
+
+async def _claims(squad: Squad, outside: set[str]) -> list[Finding]:
+    """The started instances whose worktree path or branch is not theirs alone: what
+    :meth:`Instance._own_worktree` refuses (the titles in ``outside`` are already reported), and
+    a branch another started instance records (kill keeps it)."""
+    rows = []
+    for inst in squad.instances:
+        if not (inst.started and inst.repo_path):
+            continue
+        if inst.title not in outside:
+            try:
+                await inst._own_worktree(inst.repo_path, inst.worktree_path)
+            except UnsafePath as exc:
+                rows.append(Finding("not its worktree", inst.title, inst.worktree_path,
+                                    f"{exc}; left alone"))
+        other = inst._branch_shared_with()
+        if other is not None:
+            rows.append(Finding("shared branch", inst.title, inst.branch,
+                                f"instance {other!r} records branch {inst.branch!r} too; a kill "
+                                "of either keeps it"))
     return rows
 
 

@@ -21,7 +21,8 @@ import shutil
 from dataclasses import dataclass
 from typing import Iterator
 
-__all__ = ["Reftable", "Worktree", "admin_of", "branch_at", "checked_out", "main_path", "mentions",
+__all__ = ["Reftable", "Worktree", "admin_of", "branch_at", "checked_out", "common_named",
+           "main_path", "mentions",
            "read_worktrees", "remove_entry",
            "remove_files"]
 
@@ -173,6 +174,23 @@ def admin_of(common: str, path: str) -> str | None:
             if os.path.realpath(_named(admin, gitdir)) == dot_git:
                 return admin
     return None
+
+
+def common_named(path: str) -> str | None:
+    """The common git directory, real, whose entry ``<common>/worktrees/<id>`` the ``.git`` file at
+    ``path`` names, or None when there is no such file or the entry does not exist (whichever
+    repository lists it, or none)."""
+    try:
+        text = _read(os.path.join(path, ".git"))
+    except OSError:
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    admin = os.path.realpath(os.path.join(path, text.removeprefix("gitdir: ")))
+    parent = os.path.dirname(admin)
+    if os.path.basename(parent) != "worktrees" or not os.path.isdir(admin):
+        return None
+    return os.path.dirname(parent)
 
 
 def remove_files(common: str, path: str) -> str | None:

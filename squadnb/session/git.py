@@ -239,6 +239,15 @@ class Git:
         except OSError:
             return None  # removed right now
 
+    async def foreign_owner(self, repo: str, path: str) -> str | None:
+        """The main checkout of the other repository whose linked worktree is at ``path`` (by the
+        entry its ``.git`` file names, which exists), or None: a worktree of ``repo``, or no
+        worktree of any repository."""
+        theirs = await asyncio.to_thread(files.common_named, path)
+        if theirs is None or theirs == os.path.realpath(await self.common_dir(repo)):
+            return None
+        return files.main_path(theirs)
+
     async def checked_out_at(self, repo: str, branch: str, *, besides: str = "") -> str | None:
         """The path of the worktree (the main checkout included) that has ``branch`` checked out,
         other than ``besides`` (an instance's own worktree is never "elsewhere")."""

@@ -30,7 +30,7 @@ from squadnb.session._input import check_prompt
 from squadnb.session._programs import profile_for, with_continue
 from squadnb.session._status import Status, StatusFlags, refusal
 from squadnb.session._storage import DiffStatsData, InstanceData, WorktreeData, write_private
-from squadnb.session.git import DiffStats, FileChange, branch_name
+from squadnb.session.git import DiffStats, FileChange, branch_name, same_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,6 +52,23 @@ def pause_commit_message(title: str) -> str:
     ``[claudesquad] update from '<title>' on <time> (paused)``."""
     stamp = _now().strftime("%d %b %y %H:%M %Z")
     return f"[claudesquad] update from '{title}' on {stamp} (paused)"
+
+
+def _same_place(path: str, others: list[tuple[str, str]]) -> str | None:
+    """The title of the first ``(title, path)`` of ``others`` naming the place ``path`` names: the
+    same text once normalised, or the same directory on disk (one ``stat`` each, so a symlink to
+    it counts). Disk work, for ``asyncio.to_thread``."""
+    def key(name: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(name)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    mine, text = key(path), os.path.normpath(path)
+    return next((title for title, other in others
+                 if os.path.normpath(other) == text or (mine is not None and key(other) == mine)),
+                None)
 
 
 def _parse_time(text: str) -> datetime:
@@ -248,7 +265,8 @@ class Instance(StatusFlags):
 
         Raises :class:`InvalidState` for an instance that is not started, is paused (resume it), whose
         session is alive, or whose worktree is gone; a program that exits raises
-        :class:`ProgramExited` and the instance stays DEAD.
+        :class:`ProgramExited` and the instance stays DEAD, and :class:`UnsafePath` when its
+        worktree path is not its own (:meth:`apause` says when).
         """
         async with self._transition("restart") as done:
             if not done:
@@ -411,9 +429,9 @@ class Instance(StatusFlags):
                 return done.value
 
     async def _undo_setup(self, repo: str, worktree: str, created_branch: str | None) -> None:
-        self._inside_home(worktree)
+        await self._own_worktree(repo, worktree)
         await self._remove_worktree(repo, worktree)
-        if created_branch is not None:
+        if created_branch is not None and await self._may_delete_branch(repo, created_branch):
             await self.squad.git.delete_branch(repo, created_branch)
 
     # ------------------------------------------------------------------ trust
@@ -426,6 +444,59 @@ class Instance(StatusFlags):
                              f"{root}; squadnb deletes and commits only in worktrees it made there",
                              self.title, path)
         return path
+
+    async def _own_worktree(self, repo: str, path: str) -> str:
+        """``path`` if squadnb may delete or commit there for this instance (issue 9's contract):
+        inside the home's ``worktrees/`` (:meth:`_inside_home`), recorded by no other instance of
+        the squad (the same path, or the same directory through a symlink), not a worktree of
+        another repository, and, when git lists a worktree of ``repo`` there, one on this
+        instance's branch. A detached HEAD passes: an add cut short leaves one, and so does a
+        rebase in progress. Raises :class:`UnsafePath` naming the instance, the path and the
+        cause; checked before a call touches anything, since a state file edited between calls can
+        name any of these."""
+        self._inside_home(path)
+        others = [(i.title, i.worktree_path) for i in self.squad.instances
+                  if i is not self and i.worktree_path]
+        other = await asyncio.to_thread(_same_place, path, others)
+        if other is not None:
+            raise UnsafePath(f"its worktree path {path!r} is recorded by instance {other!r} too; "
+                             "squadnb deletes and commits only in a worktree one instance records",
+                             self.title, path)
+        git = self.squad.git
+        tree = await git.listed(repo, path) if os.path.lexists(path) else None
+        theirs = await git.foreign_owner(repo, path) if tree is None and os.path.isdir(path) else None
+        if theirs is not None:
+            raise UnsafePath(f"the worktree at {path!r} is one of the repository at {theirs!r}, not "
+                             f"of its repository {repo!r}", self.title, path)
+        if tree is not None and tree.branch is not None and tree.branch != self.branch:
+            raise UnsafePath(f"the worktree at {path!r} has branch {tree.branch!r} checked out, "
+                             f"not its branch {self.branch!r}; squadnb deletes and commits only in "
+                             "the instance's own worktree (if its agent switched branches there, "
+                             f"switch back to {self.branch!r})", self.title, path)
+        return path
+
+    async def _may_delete_branch(self, repo: str, branch: str) -> bool:
+        """Whether kill, or the undo of a start, may delete ``branch``, which the state says squadnb
+        created: no other started instance records it (:meth:`_branch_shared_with`), and it still
+        holds the commit it was cut from (``base_commit_sha``; not checked when none is recorded).
+        A branch of another repository, or one a user made before that commit, does not, and an
+        edited state file can name either; squadnb keeps such a branch rather than delete what it
+        may not have made (a branch whose history an agent rewrote below its base is kept too)."""
+        if self._branch_shared_with() is not None:
+            return False
+        return not self.base_commit_sha or await self.squad.git.is_ancestor(
+            repo, self.base_commit_sha, f"refs/heads/{branch}")
+
+    def _branch_shared_with(self) -> str | None:
+        """The title of another started instance of the squad that records this instance's branch
+        (of the same repository), or None. Kill and an undone start never delete such a branch:
+        it holds that instance's work too (``new(branch=...)`` starts an instance on a paused
+        one's branch; an edited state file can name any)."""
+        for other in self.squad.instances:
+            if (other is not self and other.started and other.branch == self.branch
+                    and (not other.repo_path or same_path(other.repo_path, self.repo_path))):
+                return other.title
+        return None
 
     async def _worktree_state(self) -> str:
         """What is at this instance's worktree path: ``"live"`` (a worktree git lists, with its
@@ -480,6 +551,8 @@ class Instance(StatusFlags):
         async with self._lock:
             with self._failing(action):
                 await self.squad._aguard_claude_squad()
+                if self.started and self.repo_path:
+                    await self._own_worktree(self.repo_path, self.worktree_path)
                 finished = await self._recover(action)
                 if finished == "kill" and action != "kill":
                     raise InvalidState("an interrupted kill of it was finished: it is gone")
@@ -585,6 +658,8 @@ class Instance(StatusFlags):
             with self._failing("recover"):
                 await self.squad._aguard_claude_squad()
                 if self.started:
+                    if self.repo_path:
+                        await self._own_worktree(self.repo_path, self.worktree_path)
                     await self._recover()
                 else:
                     await self._clean_interrupted_start()
@@ -609,8 +684,10 @@ class Instance(StatusFlags):
 
         If the commit or the removal fails, the worktree stays, the agent is started again (with its
         continue flag) and the error is raised: never a half-paused instance. Raises
-        :class:`InvalidState` when not started or already paused, :class:`UnsafePath` when the
-        worktree path is not inside the home's ``worktrees/``.
+        :class:`InvalidState` when not started or already paused, :class:`UnsafePath` (before
+        anything is touched) when the worktree path is not the instance's own: outside the home's
+        ``worktrees/``, recorded by another instance too, or a worktree on another branch
+        (:meth:`_own_worktree`).
         """
         async with self._transition("pause") as done:
             if done:
@@ -694,8 +771,8 @@ class Instance(StatusFlags):
 
         Raises :class:`InvalidState` when not paused, :class:`BranchCheckedOut` when the branch is
         checked out in another worktree (its own never counts), :class:`UnsafePath` when the stored
-        path is not inside the home's ``worktrees/``; if the program fails to start, the worktree
-        is removed again and the instance stays PAUSED.
+        path is not the instance's own (:meth:`apause` says when); if the program fails to start,
+        the worktree is removed again and the instance stays PAUSED.
         """
         async with self._transition("resume") as done:
             if not done:
@@ -745,10 +822,20 @@ class Instance(StatusFlags):
         deleted. A never-started instance is forgotten (after removing what an interrupted start of
         it left). A kill an earlier, killed call left half-done is finished.
 
-        Raises :class:`BranchCheckedOut` (before touching anything) when its branch is checked out in
-        another worktree, :class:`UnsafePath` when its worktree path is not inside the home's
-        ``worktrees/``; if a cleanup step fails, the others still run and the first error is raised
-        with the rest as notes.
+        The branch is deleted only when the state says squadnb created it (``is_existing_branch``
+        false: claude-squad's record, as git keeps no mark of who made a branch), no other started
+        instance of the squad records it (it holds that instance's work too: one started with
+        ``new(branch=...)`` on a paused instance's branch, or a state file edited to name it), and
+        it still holds the commit it was cut from (``base_commit_sha``): otherwise it is kept
+        (:meth:`_may_delete_branch`). What is left: a user's branch that holds that commit and is
+        checked out nowhere, named by a hand-edited entry with ``is_existing_branch`` false, is
+        deleted.
+
+        Raises :class:`BranchCheckedOut` (before touching anything) when the branch it would delete
+        is checked out in another worktree (the main checkout's current branch included),
+        :class:`UnsafePath` (before touching anything) when its worktree path is not its own
+        (:meth:`apause` says when); if a cleanup step fails, the others still run and the first
+        error is raised with the rest as notes.
         """
         if not self.started:
             async with self._lock:
@@ -762,16 +849,18 @@ class Instance(StatusFlags):
                 await self._kill_steps()
 
     async def _kill_steps(self) -> None:
+        delete_branch = (not self.is_existing_branch and bool(self.repo_path)
+                         and await self._may_delete_branch(self.repo_path, self.branch))
         if self.repo_path:
             self._inside_home(self.worktree_path)
-            if not self.is_existing_branch:
+            if delete_branch:
                 where = await self.squad.git.checked_out_at(self.repo_path, self.branch,
                                                             besides=self.worktree_path)
                 if where is not None:
                     raise BranchCheckedOut(f"branch {self.branch!r} is checked out in the worktree "
                                            f"at {where}")
         self._unfinished = True  # from here on, a kill cut short is finished, never undone
-        await self._teardown(delete_branch=not self.is_existing_branch)
+        await self._teardown(delete_branch=delete_branch)
         await asyncio.to_thread(self._archive.unlink, missing_ok=True)
         self.squad._forget(self)
         self.status = Status.DEAD
@@ -1040,13 +1129,16 @@ class Instance(StatusFlags):
         """Commit the worktree's changes on the branch (untracked files included; the commit pause
         makes, or ``message``; nothing when clean) and push the branch to ``remote`` with its
         upstream set; return the pushed commit's sha. A paused instance (no worktree) pushes its
-        branch as it is. Raises :class:`InvalidState` when not started, :class:`GitError` when the
-        commit or the push fails (the commit, if made, stays on the branch)."""
+        branch as it is. Raises :class:`InvalidState` when not started, :class:`UnsafePath` before
+        committing in a worktree that is not its own (:meth:`apause` says when), :class:`GitError`
+        when the commit or the push fails (the commit, if made, stays on the branch)."""
         async with self._lock:
             with self._failing("push"):
                 self._require("push")
                 git = self.squad.git
-                if (not self.paused and os.path.isdir(self._inside_home(self.worktree_path))
+                if (not self.paused
+                        and os.path.isdir(await self._own_worktree(self.repo_path,
+                                                                   self.worktree_path))
                         and await git.is_dirty(self.worktree_path)):
                     await git.commit_all(self.repo_path, self.worktree_path,
                                          message or pause_commit_message(self.title))

@@ -595,7 +595,8 @@ class Squad:
         """Compare the home's files with tmux sessions, git worktrees and branches and the disk: one
         row per finding (``kind, instance, path, detail, repaired``) — orphan session, orphan
         worktree, stray directory, orphan branch, half-done transition, stale lock, outside the
-        home (the table and the rules are in :mod:`squadnb.session._doctor`).
+        home, not its worktree (a path another instance records too, or a worktree on another
+        branch), shared branch (the table and the rules are in :mod:`squadnb.session._doctor`).
 
         With ``repair=True`` it fixes what it can without deleting work: interrupted transitions are
         finished, an orphan worktree's uncommitted changes are committed to its branch before it is
