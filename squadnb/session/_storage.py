@@ -46,7 +46,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from squadnb.errors import SquadError, StateFileError, StateWriteError
+from squadnb.errors import DuplicateTitle, SquadError, StateFileError, StateWriteError
 
 __all__ = ["DIFF_TEXT_LIMIT", "Change", "ConfigData", "DiffStatsData", "InstanceData", "ProfileData",
            "Store", "Stored", "WorktreeData", "default_config", "merge_entry", "parse_time",
@@ -699,9 +699,12 @@ class Store:
                 raise
             return
         for change, outcome in zip(batch, outcomes):
-            change.future.set_result(outcome)
+            if isinstance(outcome, SquadError):
+                change.future.set_exception(outcome)
+            else:
+                change.future.set_result(outcome)
 
-    def _apply(self, batch: list[Change]) -> list[Stored | None]:
+    def _apply(self, batch: list[Change]) -> list[Stored | None | SquadError]:
         docs = {True: self._doc(self.state_path).copy(), False: self._doc(self.pending_path).copy()}
         outcomes = [self._apply_one(docs, change) for change in batch]
         for started, path in ((True, self.state_path), (False, self.pending_path)):
@@ -714,7 +717,10 @@ class Store:
         return outcomes
 
     @staticmethod
-    def _apply_one(docs: dict[bool, _Doc], change: Change) -> Stored | None:
+    def _apply_one(docs: dict[bool, _Doc], change: Change) -> Stored | None | SquadError:
+        """Apply one change to ``docs``; its outcome is the entry written (None: removed), or the
+        error of a change refused: the creation of a title another process made meanwhile (between
+        the caller's look at the files and this write) would otherwise merge into that instance."""
         where: bool | None = None
         for started in (True, False):
             index = docs[started].find(change.title)
@@ -722,6 +728,10 @@ class Store:
                 where = started
                 break
         disk = docs[where].entries[index] if where is not None else None  # type: ignore[index]
+        if (disk is not None and change.base is None and change.entry is not None
+                and not change.observed
+                and disk.get("created_at") != change.entry.get("created_at")):
+            return DuplicateTitle("another process made an instance of that title meanwhile")
         merged = merge_entry(disk, change.entry, change.base, observed=change.observed)
         target = where if change.observed and where is not None else change.started
         if merged is not None and target:

@@ -301,7 +301,7 @@ class Squad:
             self._stored[instance.title] = on_disk
             self._take(on_disk, instance)
             held = f"status {instance.status.name.lower()}"
-        kind = type(error) if isinstance(error, StateFileError) else StateWriteError
+        kind = type(error) if isinstance(error, (StateFileError, DuplicateTitle)) else StateWriteError
         raise kind(f"instance {instance.title!r}: saving {change_summary(queued.entry, queued.base)} "
                    f"failed: {error}; the instance keeps what the file holds ({held})") from error
 

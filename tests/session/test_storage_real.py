@@ -20,7 +20,7 @@ from helpers import git, tmux_sessions, wait_for
 import squadnb
 from squadnb.agents import demo_program
 from squadnb.cli import main
-from squadnb.errors import ClaudeSquadRunning, InvalidState, StateWriteError
+from squadnb.errors import ClaudeSquadRunning, DuplicateTitle, InvalidState, StateWriteError
 from squadnb.session import Squad, Status
 from squadnb.session._claude_squad import claude_squad_pids
 from squadnb.session._storage import DIFF_TEXT_LIMIT
@@ -111,6 +111,25 @@ def test_a_call_on_a_copy_of_an_instance_replaced_since_never_touches_the_new_on
         stale.pause()
     assert again.tmux_alive() and disk(squad.home)["r"]["status"] != 3
     again.kill()
+
+
+def test_two_news_of_one_title_at_once_make_one_instance(squad: Squad) -> None:
+    """Another process makes the title between this new()'s look at the files and its write: the
+    write must not merge into (take over) that instance."""
+    other = twin(squad)
+    check = other.git.head_sha
+
+    async def meanwhile(repo: str) -> str:
+        await squad.anew("same", program="theirs")
+        return await check(repo)
+
+    other.git.head_sha = meanwhile  # type: ignore[method-assign]
+    with pytest.raises(DuplicateTitle, match="instance 'same': .*another process made an instance "
+                                             "of that title"):
+        other.new("same", program="mine")
+    stored = disk(squad.home, "pending.json")
+    assert list(stored) == ["same"] and stored["same"]["program"] == "theirs"
+    assert other["same"].program == "theirs"  # it keeps what the file holds
 
 
 def test_two_processes_running_batches_on_one_home_and_repository(squad: Squad) -> None:
