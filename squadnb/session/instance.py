@@ -449,11 +449,11 @@ class Instance(StatusFlags):
         """``path`` if squadnb may delete or commit there for this instance (issue 9's contract):
         inside the home's ``worktrees/`` (:meth:`_inside_home`), recorded by no other instance of
         the squad (the same path, or the same directory through a symlink), not a worktree of
-        another repository, and, when git lists a worktree of ``repo`` there, one on this
-        instance's branch. A detached HEAD passes: an add cut short leaves one, and so does a
-        rebase in progress. Raises :class:`UnsafePath` naming the instance, the path and the
-        cause; checked before a call touches anything, since a state file edited between calls can
-        name any of these."""
+        another repository nor a directory holding worktrees, and, when git lists a worktree of
+        ``repo`` there, one on this instance's branch. A detached HEAD passes: an add cut short
+        leaves one, and so does a rebase in progress. Raises :class:`UnsafePath` naming the
+        instance, the path and the cause; checked before a call touches anything, since a state
+        file edited between calls can name any of these."""
         self._inside_home(path)
         others = [(i.title, i.worktree_path) for i in self.squad.instances
                   if i is not self and i.worktree_path]
@@ -464,10 +464,20 @@ class Instance(StatusFlags):
                              self.title, path)
         git = self.squad.git
         tree = await git.listed(repo, path) if os.path.lexists(path) else None
-        theirs = await git.foreign_owner(repo, path) if tree is None and os.path.isdir(path) else None
-        if theirs is not None:
-            raise UnsafePath(f"the worktree at {path!r} is one of the repository at {theirs!r}, not "
-                             f"of its repository {repo!r}", self.title, path)
+        if tree is None and os.path.isdir(path):
+            # a directory git does not list is moved aside whole: never another repository's
+            # worktree, nor one holding worktrees (a branch prefix's `alice/`)
+            theirs = await git.foreign_owner(repo, path)
+            if theirs is not None:
+                raise UnsafePath(f"the worktree at {path!r} is one of the repository at {theirs!r}, "
+                                 f"not of its repository {repo!r}", self.title, path)
+            inside = os.path.realpath(path) + os.sep
+            held = next((t.path for t in await git.worktrees(repo) if t.path.startswith(inside)),
+                        None)
+            if held is not None:
+                raise UnsafePath(f"the directory at {path!r} holds the worktree at {held!r}; squadnb "
+                                 "moves aside only a directory that holds no worktree", self.title,
+                                 path)
         if tree is not None and tree.branch is not None and tree.branch != self.branch:
             raise UnsafePath(f"the worktree at {path!r} has branch {tree.branch!r} checked out, "
                              f"not its branch {self.branch!r}; squadnb deletes and commits only in "

@@ -220,3 +220,18 @@ def test_kill_keeps_a_branch_that_does_not_hold_the_commit_it_was_cut_from(
     fresh(squad)["a"].kill()
     fresh(squad)["b"].kill()
     assert {"feature", "test/a", "test/b"} <= branches(git_repo) and "test/b" in branches(other)
+
+
+@pytest.mark.parametrize("paused, call", [(False, "pause"), (True, "kill")])
+def test_a_worktree_path_naming_a_directory_that_holds_worktrees_is_refused(
+        squad: Squad, git_repo: Path, restored: None, paused: bool, call: str) -> None:
+    a, b = with_work(squad, "a"), with_work(squad, "b")
+    if paused:
+        a.pause()
+    holder = str(Path(b.worktree_path).parent)  # worktrees/test/, the branch prefix's directory
+    tamper(squad, "a", worktree_path=holder)
+    with pytest.raises(UnsafePath, match=rf"instance 'a': {call} failed: the directory at "
+                                         rf"'{holder}' holds the worktree at '{holder}/"):
+        getattr(fresh(squad)["a"], call)()
+    assert_untouched(squad, git_repo, b)
+    assert not (squad.home / "lost+found").exists()
