@@ -46,7 +46,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from squadnb.errors import SquadError, StateFileError, StateWriteError
+from squadnb.errors import DuplicateTitle, SquadError, StateFileError, StateWriteError
 
 __all__ = ["DIFF_TEXT_LIMIT", "Change", "ConfigData", "DiffStatsData", "InstanceData", "ProfileData",
            "Store", "Stored", "WorktreeData", "default_config", "merge_entry", "parse_time",
@@ -629,6 +629,34 @@ class Store:
         return ([Stored(e, True) for e in state.entries]
                 + [Stored(e, False) for e in pending.entries if e["title"] not in started])
 
+    def peek(self, title: str) -> Stored | None | bool:
+        """The entry of ``title`` the files hold now (state.json before pending.json, as
+        :meth:`load` counts it), None when neither holds it, or False when a file is empty (what
+        ``cs`` leaves for a moment: it truncates before it writes) and nothing can be said. Read
+        without the home's lock: squadnb's writers replace the files atomically, and a lifecycle
+        call asks this before it acts, while the writer may hold the lock for a whole write. A file
+        unchanged since this store last read or wrote it is not parsed again. Raises
+        :class:`StateFileError`."""
+        for path, started in ((self.state_path, True), (self.pending_path, False)):
+            key = _stat_key(path)
+            if key is None:
+                continue
+            doc = self._docs.get(path)
+            if doc is None or doc.key != key:
+                try:
+                    raw = _parse(path, path.read_bytes())
+                except FileNotFoundError:
+                    continue  # replaced right now: a rename leaves no gap, a delete is a removal
+                except OSError as exc:
+                    raise StateFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+                if raw is None:
+                    return False
+                doc = self._validated(path, raw, key)
+            index = doc.find(title)
+            if index is not None:
+                return Stored(doc.entries[index], started)
+        return None
+
     # ------------------------------------------------------------------ writing
     def submit(self, change: Change) -> concurrent.futures.Future[Stored | None]:
         """Queue ``change`` for the writer thread and return its future at once. A change of a title
@@ -671,9 +699,12 @@ class Store:
                 raise
             return
         for change, outcome in zip(batch, outcomes):
-            change.future.set_result(outcome)
+            if isinstance(outcome, SquadError):
+                change.future.set_exception(outcome)
+            else:
+                change.future.set_result(outcome)
 
-    def _apply(self, batch: list[Change]) -> list[Stored | None]:
+    def _apply(self, batch: list[Change]) -> list[Stored | None | SquadError]:
         docs = {True: self._doc(self.state_path).copy(), False: self._doc(self.pending_path).copy()}
         outcomes = [self._apply_one(docs, change) for change in batch]
         for started, path in ((True, self.state_path), (False, self.pending_path)):
@@ -686,7 +717,10 @@ class Store:
         return outcomes
 
     @staticmethod
-    def _apply_one(docs: dict[bool, _Doc], change: Change) -> Stored | None:
+    def _apply_one(docs: dict[bool, _Doc], change: Change) -> Stored | None | SquadError:
+        """Apply one change to ``docs``; its outcome is the entry written (None: removed), or the
+        error of a change refused: the creation of a title another process made meanwhile (between
+        the caller's look at the files and this write) would otherwise merge into that instance."""
         where: bool | None = None
         for started in (True, False):
             index = docs[started].find(change.title)
@@ -694,6 +728,10 @@ class Store:
                 where = started
                 break
         disk = docs[where].entries[index] if where is not None else None  # type: ignore[index]
+        if (disk is not None and change.base is None and change.entry is not None
+                and not change.observed
+                and disk.get("created_at") != change.entry.get("created_at")):
+            return DuplicateTitle("another process made an instance of that title meanwhile")
         merged = merge_entry(disk, change.entry, change.base, observed=change.observed)
         target = where if change.observed and where is not None else change.started
         if merged is not None and target:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator,
 
 from squadnb._html import ATTENTION, BAD, GOOD, INFO, MUTED, WARN, row_style, status_table
 from squadnb._loop import on_loop, run_sync, twin_docs
-from squadnb.errors import (DuplicateTitle, InvalidTitle, SessionError, StateFileError,
-                            StateWriteError, UnknownInstance)
+from squadnb.errors import (DuplicateTitle, InvalidState, InvalidTitle, SessionError,
+                            StateFileError, StateWriteError, UnknownInstance)
 from squadnb.session._claude_squad import refuse_if_running
 from squadnb.session._intents import Intents
 from squadnb.session._storage import (Change, InstanceData, Store, Stored, change_summary, parse_time,
@@ -205,6 +205,31 @@ class Squad:
         self._collect(instance.title)
         return instance._lock.locked() or instance.title in self._queued
 
+    async def _arevise(self, instance: Instance) -> None:
+        """Before a call acts on ``instance``: take what the files hold for it now (another process
+        may have paused, resumed or restarted it since this squad read it), unless a change of this
+        process is still on its way to them. Raises :class:`InvalidState` naming the instance when
+        another process removed it from the files (killed it), or killed it and made a new instance
+        of the title, since this squad read it: the copy here is of an instance that is gone, and
+        acting on it would act on the new one's session and worktree, or write the dead one back."""
+        title = instance.title
+        self._collect(title)
+        known = self._stored.get(title)
+        if known is None or title in self._queued:
+            return
+        found = await asyncio.to_thread(self._store.peek, title)
+        if found is False:
+            return
+        if found is None or found.entry.get("created_at") != known.entry.get("created_at"):
+            self._instances.pop(title, None)
+            self._stored.pop(title, None)
+            what = "killed it" if found is None else "killed it and made a new instance of the title"
+            raise InvalidState(f"instance {shown(title)}: another process {what} since this squad "
+                               "read it; nothing was done")
+        if found.entry != known.entry or found.started != known.started:
+            self._stored[title] = found
+            self._take(found, instance)
+
     def _call_lock(self, instance: Instance) -> asyncio.Lock:
         """The lock every lifecycle call of ``instance`` holds; see :class:`_CallLock`."""
         return _CallLock(self, instance)
@@ -276,7 +301,7 @@ class Squad:
             self._stored[instance.title] = on_disk
             self._take(on_disk, instance)
             held = f"status {instance.status.name.lower()}"
-        kind = type(error) if isinstance(error, StateFileError) else StateWriteError
+        kind = type(error) if isinstance(error, (StateFileError, DuplicateTitle)) else StateWriteError
         raise kind(f"instance {instance.title!r}: saving {change_summary(queued.entry, queued.base)} "
                    f"failed: {error}; the instance keeps what the file holds ({held})") from error
 
@@ -653,7 +678,8 @@ class _Queued:
 
 
 class _CallLock(asyncio.Lock):
-    """The lock of an instance's lifecycle calls. On release it first waits until the call's state
+    """The lock of an instance's lifecycle calls. Once acquired, it brings the instance up to what
+    the files hold (:meth:`Squad._arevise`). On release it first waits until the call's state
     changes are on disk (fsync'd), so a change is saved before the call returns (a SIGKILL right
     after loses nothing), while the changes of concurrent calls share one file write. A failed write
     raises :class:`StateWriteError`, or is added as a note to the error the call already raises."""
@@ -661,6 +687,14 @@ class _CallLock(asyncio.Lock):
     def __init__(self, squad: Squad, instance: Instance) -> None:
         super().__init__()
         self._squad, self._instance = squad, instance
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+        try:
+            await self._squad._arevise(self._instance)
+        except BaseException:
+            self.release()
+            raise
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         try:

@@ -20,7 +20,7 @@ from helpers import git, tmux_sessions, wait_for
 import squadnb
 from squadnb.agents import demo_program
 from squadnb.cli import main
-from squadnb.errors import ClaudeSquadRunning, StateWriteError
+from squadnb.errors import ClaudeSquadRunning, DuplicateTitle, InvalidState, StateWriteError
 from squadnb.session import Squad, Status
 from squadnb.session._claude_squad import claude_squad_pids
 from squadnb.session._storage import DIFF_TEXT_LIMIT
@@ -74,6 +74,62 @@ def test_a_write_changes_only_the_fields_its_caller_changed(squad: Squad) -> Non
     assert other["f"].status is Status.PAUSED  # it took the pause in with its write
     squad.refresh()
     assert squad["f"].auto_yes is True
+
+
+def test_a_call_on_a_copy_read_before_another_process_acted_takes_what_the_files_hold(
+        squad: Squad) -> None:
+    """A lifecycle call first takes what the files hold now: the other process's pause is seen (no
+    second pause), and an instance the other process killed is never acted on or written back."""
+    inst = squad.new("k")
+    inst.start()
+    other = twin(squad)["k"]  # reads RUNNING now
+    inst.pause()
+    with pytest.raises(InvalidState, match="already paused"):
+        other.pause()
+    assert other.status is Status.PAUSED
+    inst.resume()
+    stale = [twin(squad)["k"] for _ in range(4)]  # each RUNNING
+    inst.kill()
+    branches_before = git(squad.repo, "branch", "--list")
+    for copy, call in zip(stale, ("pause", "resume", "kill", "restart")):
+        with pytest.raises(InvalidState, match="instance 'k': another process killed it"):
+            getattr(copy, call)()
+        assert "k" not in copy.squad  # the squad no longer lists it
+    assert "k" not in disk(squad.home) and "k" not in disk(squad.home, "pending.json")
+    assert git(squad.repo, "branch", "--list") == branches_before
+
+
+def test_a_call_on_a_copy_of_an_instance_replaced_since_never_touches_the_new_one(
+        squad: Squad) -> None:
+    inst = squad.new("r")
+    inst.start()
+    stale = twin(squad)["r"]
+    inst.kill()
+    again = squad.new("r")
+    again.start()
+    with pytest.raises(InvalidState, match="another process killed it and made a new instance"):
+        stale.pause()
+    assert again.tmux_alive() and disk(squad.home)["r"]["status"] != 3
+    again.kill()
+
+
+def test_two_news_of_one_title_at_once_make_one_instance(squad: Squad) -> None:
+    """Another process makes the title between this new()'s look at the files and its write: the
+    write must not merge into (take over) that instance."""
+    other = twin(squad)
+    check = other.git.head_sha
+
+    async def meanwhile(repo: str) -> str:
+        await squad.anew("same", program="theirs")
+        return await check(repo)
+
+    other.git.head_sha = meanwhile  # type: ignore[method-assign]
+    with pytest.raises(DuplicateTitle, match="instance 'same': .*another process made an instance "
+                                             "of that title"):
+        other.new("same", program="mine")
+    stored = disk(squad.home, "pending.json")
+    assert list(stored) == ["same"] and stored["same"]["program"] == "theirs"
+    assert other["same"].program == "theirs"  # it keeps what the file holds
 
 
 def test_two_processes_running_batches_on_one_home_and_repository(squad: Squad) -> None:
