@@ -488,14 +488,15 @@ class Instance(StatusFlags):
     async def _may_delete_branch(self, repo: str, branch: str) -> bool:
         """Whether kill, or the undo of a start, may delete ``branch``, which the state says squadnb
         created: no other started instance records it (:meth:`_branch_shared_with`), and it still
-        holds the commit it was cut from (``base_commit_sha``; not checked when none is recorded).
-        A branch of another repository, or one a user made before that commit, does not, and an
-        edited state file can name either; squadnb keeps such a branch rather than delete what it
-        may not have made (a branch whose history an agent rewrote below its base is kept too)."""
-        if self._branch_shared_with() is not None:
+        holds the commit it was cut from (``base_commit_sha``, which every start records). A branch
+        of another repository, or one a user made before that commit, does not, and an edited
+        state file can name either; squadnb keeps such a branch rather than delete what it may not
+        have made (a branch whose history an agent rewrote below its base is kept too, and so is
+        the branch of an entry with no base commit, e.g. from a claude-squad older than the
+        field)."""
+        if self._branch_shared_with() is not None or not self.base_commit_sha:
             return False
-        return not self.base_commit_sha or await self.squad.git.is_ancestor(
-            repo, self.base_commit_sha, f"refs/heads/{branch}")
+        return await self.squad.git.is_ancestor(repo, self.base_commit_sha, f"refs/heads/{branch}")
 
     def _branch_shared_with(self) -> str | None:
         """The title of another started instance of the squad that records this instance's branch

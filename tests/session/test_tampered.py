@@ -235,3 +235,14 @@ def test_a_worktree_path_naming_a_directory_that_holds_worktrees_is_refused(
         getattr(fresh(squad)["a"], call)()
     assert_untouched(squad, git_repo, b)
     assert not (squad.home / "lost+found").exists()
+
+
+def test_a_pending_entry_without_a_base_commit_never_loses_a_branch_to_kill(
+        squad: Squad, git_repo: Path, restored: None) -> None:
+    git(git_repo, "branch", "feature")
+    squad.new("a")
+    # an interrupted start's record edited to name a user's branch, with no base commit to check
+    tamper(squad, "a", pending=True, worktree_path=str(squad.worktrees_dir / "feature_1"),
+           repo_path=str(git_repo), branch="feature", branch_name="feature", base_commit_sha="")
+    fresh(squad)["a"].kill()
+    assert "feature" in branches(git_repo) and "a" not in fresh(squad)
