@@ -71,6 +71,17 @@ def _same_place(path: str, others: list[tuple[str, str]]) -> str | None:
                 None)
 
 
+def _enclosing_checkout(path: str, root: str) -> str | None:
+    """The nearest directory above ``path`` and below ``root`` (both real) holding a ``.git`` (a
+    worktree's file or a repository's directory), or None."""
+    parent = os.path.dirname(path)
+    while parent.startswith(root + os.sep):
+        if os.path.lexists(os.path.join(parent, ".git")):
+            return parent
+        parent = os.path.dirname(parent)
+    return None
+
+
 def _parse_time(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
@@ -448,13 +459,20 @@ class Instance(StatusFlags):
     async def _own_worktree(self, repo: str, path: str) -> str:
         """``path`` if squadnb may delete or commit there for this instance (issue 9's contract):
         inside the home's ``worktrees/`` (:meth:`_inside_home`), recorded by no other instance of
-        the squad (the same path, or the same directory through a symlink), not a worktree of
-        another repository nor a directory holding worktrees, and, when git lists a worktree of
-        ``repo`` there, one on this instance's branch. A detached HEAD passes: an add cut short
-        leaves one, and so does a rebase in progress. Raises :class:`UnsafePath` naming the
-        instance, the path and the cause; checked before a call touches anything, since a state
-        file edited between calls can name any of these."""
+        the squad (the same path, or the same directory through a symlink), not inside a checkout
+        (a worktree's subdirectory), not a worktree of another repository nor a directory holding
+        worktrees, and, when git lists a worktree of ``repo`` there, one on this instance's
+        branch. A detached HEAD passes: an add cut short leaves one, and so does a rebase in
+        progress. Raises :class:`UnsafePath` naming the instance, the path and the cause; checked
+        before a call touches anything, since a state file edited between calls can name any of
+        these."""
         self._inside_home(path)
+        checkout = _enclosing_checkout(os.path.realpath(path),
+                                       os.path.realpath(self.squad.worktrees_dir))
+        if checkout is not None:
+            raise UnsafePath(f"its worktree path {path!r} is inside the checkout at {checkout!r}; "
+                             "squadnb deletes and commits only in a worktree of its own",
+                             self.title, path)
         others = [(i.title, i.worktree_path) for i in self.squad.instances
                   if i is not self and i.worktree_path]
         other = await asyncio.to_thread(_same_place, path, others)

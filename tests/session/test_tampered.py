@@ -246,3 +246,22 @@ def test_a_pending_entry_without_a_base_commit_never_loses_a_branch_to_kill(
            repo_path=str(git_repo), branch="feature", branch_name="feature", base_commit_sha="")
     fresh(squad)["a"].kill()
     assert "feature" in branches(git_repo) and "a" not in fresh(squad)
+
+
+@pytest.mark.parametrize("paused, call", [(False, "pause"), (True, "kill")])
+def test_a_worktree_path_inside_another_worktree_is_refused(
+        squad: Squad, git_repo: Path, restored: None, paused: bool, call: str) -> None:
+    a, b = with_work(squad, "a"), with_work(squad, "b")
+    if paused:
+        a.pause()
+    inner = Path(b.worktree_path) / "src"
+    inner.mkdir()
+    (inner / "module.py").write_text("b's module\n")
+    tamper(squad, "a", worktree_path=str(inner))
+    with pytest.raises(UnsafePath, match=rf"instance 'a': {call} failed: its worktree path "
+                                         rf"'{inner}' is inside the checkout at "
+                                         rf"'{b.worktree_path}'"):
+        getattr(fresh(squad)["a"], call)()
+    assert (inner / "module.py").read_text() == "b's module\n"
+    assert_untouched(squad, git_repo, b)
+    assert not (squad.home / "lost+found").exists()
