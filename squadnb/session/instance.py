@@ -71,6 +71,17 @@ def _same_place(path: str, others: list[tuple[str, str]]) -> str | None:
                 None)
 
 
+def _enclosing_checkout(path: str, root: str) -> str | None:
+    """The nearest directory above ``path`` and below ``root`` (both real) holding a ``.git`` (a
+    worktree's file or a repository's directory), or None."""
+    parent = os.path.dirname(path)
+    while parent.startswith(root + os.sep):
+        if os.path.lexists(os.path.join(parent, ".git")):
+            return parent
+        parent = os.path.dirname(parent)
+    return None
+
+
 def _parse_time(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
@@ -448,13 +459,20 @@ class Instance(StatusFlags):
     async def _own_worktree(self, repo: str, path: str) -> str:
         """``path`` if squadnb may delete or commit there for this instance (issue 9's contract):
         inside the home's ``worktrees/`` (:meth:`_inside_home`), recorded by no other instance of
-        the squad (the same path, or the same directory through a symlink), not a worktree of
-        another repository, and, when git lists a worktree of ``repo`` there, one on this
-        instance's branch. A detached HEAD passes: an add cut short leaves one, and so does a
-        rebase in progress. Raises :class:`UnsafePath` naming the instance, the path and the
-        cause; checked before a call touches anything, since a state file edited between calls can
-        name any of these."""
+        the squad (the same path, or the same directory through a symlink), not inside a checkout
+        (a worktree's subdirectory), not a worktree of another repository nor a directory holding
+        worktrees, and, when git lists a worktree of ``repo`` there, one on this instance's
+        branch. A detached HEAD passes: an add cut short leaves one, and so does a rebase in
+        progress. Raises :class:`UnsafePath` naming the instance, the path and the cause; checked
+        before a call touches anything, since a state file edited between calls can name any of
+        these."""
         self._inside_home(path)
+        checkout = _enclosing_checkout(os.path.realpath(path),
+                                       os.path.realpath(self.squad.worktrees_dir))
+        if checkout is not None:
+            raise UnsafePath(f"its worktree path {path!r} is inside the checkout at {checkout!r}; "
+                             "squadnb deletes and commits only in a worktree of its own",
+                             self.title, path)
         others = [(i.title, i.worktree_path) for i in self.squad.instances
                   if i is not self and i.worktree_path]
         other = await asyncio.to_thread(_same_place, path, others)
@@ -464,10 +482,20 @@ class Instance(StatusFlags):
                              self.title, path)
         git = self.squad.git
         tree = await git.listed(repo, path) if os.path.lexists(path) else None
-        theirs = await git.foreign_owner(repo, path) if tree is None and os.path.isdir(path) else None
-        if theirs is not None:
-            raise UnsafePath(f"the worktree at {path!r} is one of the repository at {theirs!r}, not "
-                             f"of its repository {repo!r}", self.title, path)
+        if tree is None and os.path.isdir(path):
+            # a directory git does not list is moved aside whole: never another repository's
+            # worktree, nor one holding worktrees (a branch prefix's `alice/`)
+            theirs = await git.foreign_owner(repo, path)
+            if theirs is not None:
+                raise UnsafePath(f"the worktree at {path!r} is one of the repository at {theirs!r}, "
+                                 f"not of its repository {repo!r}", self.title, path)
+            inside = os.path.realpath(path) + os.sep
+            held = next((t.path for t in await git.worktrees(repo) if t.path.startswith(inside)),
+                        None)
+            if held is not None:
+                raise UnsafePath(f"the directory at {path!r} holds the worktree at {held!r}; squadnb "
+                                 "moves aside only a directory that holds no worktree", self.title,
+                                 path)
         if tree is not None and tree.branch is not None and tree.branch != self.branch:
             raise UnsafePath(f"the worktree at {path!r} has branch {tree.branch!r} checked out, "
                              f"not its branch {self.branch!r}; squadnb deletes and commits only in "
@@ -478,14 +506,15 @@ class Instance(StatusFlags):
     async def _may_delete_branch(self, repo: str, branch: str) -> bool:
         """Whether kill, or the undo of a start, may delete ``branch``, which the state says squadnb
         created: no other started instance records it (:meth:`_branch_shared_with`), and it still
-        holds the commit it was cut from (``base_commit_sha``; not checked when none is recorded).
-        A branch of another repository, or one a user made before that commit, does not, and an
-        edited state file can name either; squadnb keeps such a branch rather than delete what it
-        may not have made (a branch whose history an agent rewrote below its base is kept too)."""
-        if self._branch_shared_with() is not None:
+        holds the commit it was cut from (``base_commit_sha``, which every start records). A branch
+        of another repository, or one a user made before that commit, does not, and an edited
+        state file can name either; squadnb keeps such a branch rather than delete what it may not
+        have made (a branch whose history an agent rewrote below its base is kept too, and so is
+        the branch of an entry with no base commit, e.g. from a claude-squad older than the
+        field)."""
+        if self._branch_shared_with() is not None or not self.base_commit_sha:
             return False
-        return not self.base_commit_sha or await self.squad.git.is_ancestor(
-            repo, self.base_commit_sha, f"refs/heads/{branch}")
+        return await self.squad.git.is_ancestor(repo, self.base_commit_sha, f"refs/heads/{branch}")
 
     def _branch_shared_with(self) -> str | None:
         """The title of another started instance of the squad that records this instance's branch
