@@ -487,15 +487,15 @@ class Instance(StatusFlags):
             # worktree, nor one holding worktrees (a branch prefix's `alice/`)
             theirs = await git.foreign_owner(repo, path)
             if theirs is not None:
-                raise UnsafePath(f"the worktree at {path!r} is one of the repository at {theirs!r}, "
-                                 f"not of its repository {repo!r}", self.title, path)
+                raise UnsafePath(f"the worktree at {path!r} is one of the repository at "
+                                 f"{theirs!r}, not of its repository {repo!r}", self.title, path)
             inside = os.path.realpath(path) + os.sep
             held = next((t.path for t in await git.worktrees(repo) if t.path.startswith(inside)),
                         None)
             if held is not None:
-                raise UnsafePath(f"the directory at {path!r} holds the worktree at {held!r}; squadnb "
-                                 "moves aside only a directory that holds no worktree", self.title,
-                                 path)
+                raise UnsafePath(f"the directory at {path!r} holds the worktree at {held!r}; "
+                                 "squadnb moves aside only a directory that holds no worktree",
+                                 self.title, path)
         if tree is not None and tree.branch is not None and tree.branch != self.branch:
             raise UnsafePath(f"the worktree at {path!r} has branch {tree.branch!r} checked out, "
                              f"not its branch {self.branch!r}; squadnb deletes and commits only in "
@@ -650,6 +650,7 @@ class Instance(StatusFlags):
             await self.squad.git.remove_stale_locks(self.repo_path, worktree, self.branch)
         self.last_report = None
         if intent.action == "pause":
+            await self._require_on_branch()
             self.last_report = await self._pause_steps(recovering=True)
         elif intent.action == "resume":
             await self._resume_steps(recovering=True)
@@ -716,17 +717,31 @@ class Instance(StatusFlags):
         :class:`InvalidState` when not started or already paused, :class:`UnsafePath` (before
         anything is touched) when the worktree path is not the instance's own: outside the home's
         ``worktrees/``, recorded by another instance too, or a worktree on another branch
-        (:meth:`_own_worktree`).
+        (:meth:`_own_worktree`), and :class:`InvalidState` (before anything is touched too) while
+        the worktree has a detached HEAD, whose commit would be on no branch.
         """
         async with self._transition("pause") as done:
             if done:
                 return self.last_report
             self._inside_home(self.worktree_path)
+            await self._require_on_branch()
             try:
                 return await self._pause_steps(recovering=False)
             except BaseException as exc:
                 await asyncio.shield(self._after_failed_pause(exc))
                 raise
+
+    async def _require_on_branch(self) -> None:
+        """Refuse a pause, before it touches anything, while the worktree git lists at the path
+        has a detached HEAD (the agent checked out a commit, or stopped in a rebase): its commit
+        would be on no branch, and lost with the worktree. :class:`InvalidState` says what to do."""
+        path = self.worktree_path
+        tree = await self.squad.git.listed(self.repo_path, path) if os.path.isdir(path) else None
+        if tree is not None and tree.branch is None:
+            raise InvalidState(f"its worktree at {path!r} has a detached HEAD (a checkout of a "
+                               "commit, or a rebase in progress), so a pause commit would be on no "
+                               f"branch and lost with the worktree; check out {self.branch!r} "
+                               "there (or finish the rebase) first")
 
     async def _pause_steps(self, *, recovering: bool) -> PauseReport:
         """The pause itself. Files missing from disk are the agent's deletions in a plain pause,

@@ -1,7 +1,7 @@
-"""Issue 9 ("only what it created") against tampered state files: an entry edited between calls to
-name another instance's worktree or branch, or a worktree squadnb did not make, is refused (or, for a
-branch, kept) by a fresh Squad's pause, resume, kill and start, and ``doctor`` reports it. Real git
-and tmux."""
+"""Issue 9 ("only what it created") against tampered state files: an entry edited between calls
+to name another instance's worktree or branch, or a worktree squadnb did not make, is refused (or,
+for a branch, kept) by a fresh Squad's pause, resume, kill and start, and ``doctor`` reports it.
+Real git and tmux."""
 
 from __future__ import annotations
 
@@ -12,15 +12,11 @@ from typing import Any, Iterator
 
 import pytest
 from helpers import branches, git
+from test_recovery import fresh, record
 
 from squadnb.agents import scratch_repo
-from squadnb.errors import UnsafePath
+from squadnb.errors import InvalidState, UnsafePath
 from squadnb.session import Instance, Squad, Status
-
-
-def fresh(squad: Squad) -> Squad:
-    """The same home seen by a new Squad, as a new process would."""
-    return Squad(home=squad.home, repo=squad.repo, tmux_socket=squad.tmux.socket)
 
 
 def tamper(squad: Squad, title: str, *, pending: bool = False, **fields: Any) -> None:
@@ -89,7 +85,8 @@ def test_a_worktree_path_naming_another_instances_worktree_is_refused(
     assert branches(git_repo) == {"main", "test/a", "test/b"}
     assert tampered.status is (Status.PAUSED if paused else Status.RUNNING)
     rows = doctor_rows(squad, "not its worktree")
-    assert [(title, path) for title, path, _ in rows] == [("a", b.worktree_path), ("b", b.worktree_path)]
+    assert [(title, path) for title, path, _ in rows] == [("a", b.worktree_path),
+                                                          ("b", b.worktree_path)]
 
 
 def test_a_worktree_squadnb_did_not_make_is_refused_even_through_a_symlink(
@@ -104,9 +101,9 @@ def test_a_worktree_squadnb_did_not_make_is_refused_even_through_a_symlink(
     link.symlink_to(theirs)
     for path in (str(theirs), str(link)):
         tamper(squad, "a", worktree_path=path)
-        with pytest.raises(UnsafePath, match=rf"instance 'a': kill failed: the worktree at {path!r} "
-                                             r"has branch 'theirs' checked out, not its branch "
-                                             r"'test/a'"):
+        with pytest.raises(UnsafePath, match=rf"instance 'a': kill failed: the worktree at "
+                                             rf"{path!r} has branch 'theirs' checked out, not "
+                                             r"its branch 'test/a'"):
             fresh(squad)["a"].kill()
         assert (theirs / "their-work.txt").read_text() == "theirs\n" and link.is_symlink()
         assert {"test/a", "theirs"} <= branches(git_repo)
@@ -205,7 +202,8 @@ def test_a_repo_path_naming_another_repository_is_refused(squad: Squad, git_repo
 def test_kill_keeps_a_branch_that_does_not_hold_the_commit_it_was_cut_from(
         squad: Squad, git_repo: Path, tmp_path: Path, restored: None) -> None:
     # a user's branch made before the instance's base commit, and a same-named branch of another
-    # repository: an entry edited to name either, with is_existing_branch false, claims to have made it
+    # repository: an entry edited to name either, with is_existing_branch false, claims to have
+    # made it
     git(git_repo, "branch", "feature")
     (git_repo / "later.txt").write_text("later\n")
     git(git_repo, "add", "later.txt")
@@ -265,3 +263,23 @@ def test_a_worktree_path_inside_another_worktree_is_refused(
     assert (inner / "module.py").read_text() == "b's module\n"
     assert_untouched(squad, git_repo, b)
     assert not (squad.home / "lost+found").exists()
+
+
+def test_a_pause_is_refused_while_the_worktree_has_a_detached_head(squad: Squad,
+                                                                   git_repo: Path) -> None:
+    # no tampering: an agent that checked out a commit (or stopped in a rebase); a pause commit
+    # there would be on no branch, and lost with the worktree
+    a = with_work(squad, "a")
+    git(a.worktree_path, "checkout", "-q", "--detach")
+    with pytest.raises(InvalidState, match=r"instance 'a': pause failed: its worktree at .* has a "
+                                           r"detached HEAD .*check out 'test/a' there"):
+        a.pause()
+    assert a.status is Status.RUNNING and a.tmux_alive()
+    assert (Path(a.worktree_path) / "a-work.txt").exists()
+    record(squad, "a", "pause")  # and a pause a killed process left, finished by the next call
+    with pytest.raises(InvalidState, match=r"instance 'a': pause failed: .* detached HEAD"):
+        fresh(squad)["a"].pause()
+    assert (Path(a.worktree_path) / "a-work.txt").exists()
+    git(a.worktree_path, "checkout", "-q", "test/a")
+    fresh(squad)["a"].pause()
+    assert git(git_repo, "show", "test/a:a-work.txt") == "a's work\n"
