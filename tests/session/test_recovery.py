@@ -541,3 +541,18 @@ def test_doctor_never_repairs_what_another_process_made_after_it_read_the_files(
     assert inst.status is Status.RUNNING and inst.tmux_alive()
     assert Path(inst.worktree_path, "work.txt").read_text() == "the agent's\n"
     assert not (squad.home / "lost+found").exists()
+
+
+def test_a_start_killed_after_it_saved_running_leaves_a_record_the_next_call_drops(
+        squad: Squad) -> None:
+    """SIGKILL between a start's last state write (RUNNING) and the removal of its record."""
+    inst = squad.new("started")
+    inst.start()
+    squad._intents.begin("started", "start")
+    data = json.loads(squad._intents.path.read_text())
+    data["transitions"]["started"]["pid"] = dead_pid()
+    squad._intents.path.write_text(json.dumps(data))
+    again = fresh(squad)["started"]
+    assert again.status is Status.RUNNING
+    again.pause()
+    assert again.status is Status.PAUSED and squad._intents.load() == {}
