@@ -349,18 +349,10 @@ class Git:
     async def lock_files(self, repo: str, worktree: str = "", branch: str = "") -> list[str]:
         """The git lock files that exist now and that a killed git of this repository could have
         left: the common ``index.lock``, ``packed-refs.lock``, ``HEAD.lock`` and ``config.lock``,
-        ``refs/heads/<branch>.lock``, and the ``index.lock``/``HEAD.lock`` of the worktree at
-        ``worktree`` (found by the ``worktrees/<id>/gitdir`` that points at it)."""
-        common = await self.common_dir(repo)
-        names = ["index.lock", "packed-refs.lock", "HEAD.lock", "config.lock"]
-        if branch:
-            names.append(f"refs/heads/{branch}.lock")
-        admin = await asyncio.to_thread(files.admin_of, common, worktree) if worktree else None
-        if admin is not None:
-            entry = os.path.basename(admin)
-            names += [f"worktrees/{entry}/index.lock", f"worktrees/{entry}/HEAD.lock"]
-        return [path for path in (os.path.join(common, name) for name in names)
-                if os.path.lexists(path)]
+        ``refs/heads/<branch>.lock`` (``branch`` default: the one checked out at ``worktree``), and
+        the ``index.lock``/``HEAD.lock`` of the worktree at ``worktree`` (found by the
+        ``worktrees/<id>/gitdir`` that points at it)."""
+        return await asyncio.to_thread(_existing_locks, await self.common_dir(repo), worktree, branch)
 
     async def remove_stale_locks(self, repo: str, worktree: str = "", branch: str = ""
                                  ) -> tuple[list[str], list[str]]:
@@ -368,19 +360,24 @@ class Git:
         it open, no ``git`` works in the repository, the worktree or the git directory), under the
         repository lock so no squadnb process starts a git meanwhile. Returns (removed, kept: still
         held, or unprovable without ``/proc``)."""
+        async with self.lock(repo):
+            return await self._remove_stale_locks(repo, worktree, branch)
+
+    async def _remove_stale_locks(self, repo: str, worktree: str, branch: str
+                                  ) -> tuple[list[str], list[str]]:
+        """:meth:`remove_stale_locks` with the repository lock already held."""
         removed: list[str] = []
         kept: list[str] = []
-        async with self.lock(repo):
-            common = await self.common_dir(repo)
-            for path in await self.lock_files(repo, worktree, branch):
-                held = (not _proc.can_prove()
-                        or await asyncio.to_thread(_proc.holders, path, [repo, worktree, common]))
-                if held:
-                    kept.append(path)
-                    continue
-                with contextlib.suppress(FileNotFoundError):
-                    await asyncio.to_thread(os.unlink, path)
-                removed.append(path)
+        common = await self.common_dir(repo)
+        for path in await self.lock_files(repo, worktree, branch):
+            held = (not _proc.can_prove()
+                    or await asyncio.to_thread(_proc.holders, path, [repo, worktree, common]))
+            if held:
+                kept.append(path)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(os.unlink, path)
+            removed.append(path)
         return removed, kept
 
     async def branches(self, repo: str, prefix: str) -> list[str]:
@@ -428,8 +425,13 @@ class Git:
                          keep_removed: bool = False) -> None:
         """``add -A`` (``add --ignore-removal .`` with ``keep_removed``: files missing from disk are
         not staged as deletions) then ``commit --no-verify``; both hold the repository lock (the
-        commit writes a ref, and a killed ``add`` must not race a new one for ``index.lock``)."""
+        commit writes a ref, and a killed ``add`` must not race a new one for ``index.lock``).
+        First, in the same lock hold, the lock files a killed git left in the way (the worktree's
+        ``index.lock`` and ``HEAD.lock``, its branch's ref lock, the common ones) are removed when
+        no live process holds them (:meth:`remove_stale_locks`): a git killed with no transition
+        recorded (a push, the user's own) must not block every later pause."""
         async with self.lock(repo):
+            await self._remove_stale_locks(repo, worktree, "")
             await self._check(worktree, *(["add", "--ignore-removal", "."] if keep_removed
                                           else ["add", "-A"]))
             if (await self._call(worktree, "diff", "--cached", "--quiet")).ok:
@@ -533,6 +535,22 @@ class Git:
         ref = f"refs/heads/{branch}"
         async with self.lock(repo):
             await self._check(repo, "push", "--quiet", "--set-upstream", remote, f"{ref}:{ref}")
+
+
+def _existing_locks(common: str, worktree: str, branch: str) -> list[str]:
+    """:meth:`Git.lock_files`, as one piece of file work for a thread."""
+    names = ["index.lock", "packed-refs.lock", "HEAD.lock", "config.lock"]
+    admin = files.admin_of(common, worktree) if worktree else None
+    if admin is not None:
+        entry = os.path.basename(admin)
+        names += [f"worktrees/{entry}/index.lock", f"worktrees/{entry}/HEAD.lock"]
+        if not branch:
+            with contextlib.suppress(OSError, Reftable):
+                branch = files.branch_at(os.path.join(admin, "HEAD")) or ""
+    if branch:
+        names.append(f"refs/heads/{branch}.lock")
+    return [path for path in (os.path.join(common, name) for name in names)
+            if os.path.lexists(path)]
 
 
 def same_path(a: str, b: str) -> bool:

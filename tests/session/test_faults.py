@@ -232,13 +232,21 @@ def test_a_failed_pause_commit_restores_the_instance(squad: Squad, git_repo: Pat
     (Path(inst.worktree_path) / "new.txt").write_text("work\n")
     lock = Path(git(inst.worktree_path, "rev-parse", "--path-format=absolute", "--git-path",
                     "index.lock").strip())
-    lock.write_text("")
-    with pytest.raises(GitError, match="instance 'stuck': pause failed: git add failed"):
-        inst.pause()
+    # held open by a live process: not stale, so git add fails on it
+    holder = subprocess.Popen([sys.executable, "-c", f"import time; f=open({str(lock)!r},'w'); "
+                               "print('ok', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        with pytest.raises(GitError, match="instance 'stuck': pause failed: git add failed"):
+            inst.pause()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
     assert inst.status is Status.RUNNING and (Path(inst.worktree_path) / "new.txt").exists()
     assert inst.session_name in tmux_sessions(tmux_socket) and inst.tmux_alive()
-    lock.unlink()
-    inst.pause()
+    inst.pause()  # the lock is stale now that its holder is gone: removed before the commit
+    assert not lock.exists()
     assert "new.txt" in git(git_repo, "show", "--name-only", "--format=", inst.branch)
     inst.kill()
 

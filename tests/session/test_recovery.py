@@ -102,6 +102,25 @@ def test_a_stale_worktree_index_lock_from_a_killed_pause_is_removed(squad: Squad
     assert not any((git_repo / ".git").rglob("*.lock"))
 
 
+@pytest.mark.parametrize("lock", ["index.lock", "HEAD.lock", "branch"])
+def test_a_stale_lock_with_no_record_does_not_block_the_next_commit(squad: Squad, git_repo: Path,
+                                                                     lock: str) -> None:
+    """What a killed push, or any git killed in the worktree, leaves with no transition recorded:
+    the next pause commits anyway once no live process holds the lock."""
+    inst = squad.new("unrecorded")
+    inst.start()
+    (Path(inst.worktree_path) / "work.txt").write_text("work\n")
+    if lock == "branch":
+        stale = git_repo / ".git" / "refs" / "heads" / f"{inst.branch}.lock"
+    else:
+        stale = admin_lock(inst.worktree_path).with_name(lock)
+    stale.write_text("")
+    again = fresh(squad)["unrecorded"]
+    again.pause()
+    assert again.status is Status.PAUSED and "work.txt" in on_branch(git_repo, again.branch)
+    assert not stale.exists()
+
+
 def test_a_lock_a_live_process_holds_is_never_removed(squad: Squad, git_repo: Path) -> None:
     inst = squad.new("held")
     inst.start()
