@@ -88,8 +88,18 @@ async def examine(squad: Squad, repair: bool) -> list[Finding]:
     return found
 
 
+def _claims_now(squad: Squad) -> list[Instance]:
+    """The instances the files hold now, read again after tmux or git was asked what exists:
+    squadnb records an instance, and where its start puts the worktree and branch, before it makes
+    them, so whatever existed when they were asked is recorded by now, while the files read at the
+    start of the examination may predate a start or a new instance of another process."""
+    squad._load()
+    return squad.instances
+
+
 def _recorded(squad: Squad) -> list[str]:
-    return [i.worktree_path for i in squad.instances if i.worktree_path]
+    """The worktree paths the files record now (:func:`_claims_now`)."""
+    return [i.worktree_path for i in _claims_now(squad) if i.worktree_path]
 
 
 def _outside(squad: Squad) -> list[Finding]:
@@ -167,9 +177,10 @@ async def _repair(inst: Instance, detail: str, repair: bool) -> Finding:
 
 async def _sessions(squad: Squad, repair: bool) -> list[Finding]:
     prefix = squad.session_name_for("")
-    named = {i.session_name for i in squad.instances}
+    listed = await squad.tmux.sessions()
+    named = {i.session_name for i in _claims_now(squad)}
     rows = []
-    for name in await squad.tmux.sessions():
+    for name in listed:
         if not name.startswith(prefix) or name in named:
             continue
         detail = "no instance names this tmux session"
@@ -189,9 +200,10 @@ async def _sessions(squad: Squad, repair: bool) -> list[Finding]:
 
 async def _worktrees(squad: Squad, repo: str, repair: bool) -> list[Finding]:
     root = os.path.realpath(squad.worktrees_dir)
+    trees = await squad.git.worktrees(repo)
     recorded = _recorded(squad)
     rows = []
-    for tree in await squad.git.worktrees(repo):
+    for tree in trees:
         real = os.path.realpath(tree.path)
         if not real.startswith(root + os.sep) or any(same_path(real, p) for p in recorded):
             continue
@@ -218,12 +230,12 @@ async def _worktrees(squad: Squad, repo: str, repair: bool) -> list[Finding]:
 async def _branches(squad: Squad, repo: str) -> list[Finding]:
     if not squad.branch_prefix.strip("/"):
         return []  # without a prefix every branch of the repository would look like an orphan
-    recorded = {i.branch for i in squad.instances if i.branch}
+    listed = await squad.git.branches(repo, squad.branch_prefix)
     checked_out = {t.branch for t in await squad.git.worktrees(repo) if t.branch}
+    recorded = {i.branch for i in _claims_now(squad) if i.branch}
     return [Finding("orphan branch", "", branch, "no instance records this branch and no worktree has "
                     "it; kept (it may hold work: delete it with git branch -D if not)")
-            for branch in await squad.git.branches(repo, squad.branch_prefix)
-            if branch not in recorded and branch not in checked_out]
+            for branch in listed if branch not in recorded and branch not in checked_out]
 
 
 async def _locks(squad: Squad, repo: str, repair: bool) -> list[Finding]:
@@ -247,11 +259,8 @@ async def _strays(squad: Squad, repos: set[str], repair: bool) -> list[Finding]:
     root = squad.worktrees_dir
     if not root.is_dir():
         return []
-    known = _recorded(squad)
-    for repo in repos:
-        known += [t.path for t in await squad.git.worktrees(repo)]
-    known_real = [os.path.realpath(p) for p in known]
-    rows = []
+    known_real = await _known(squad, repos)
+    found: list[Path] = []
     todo = [root]
     while todo:
         for entry in sorted(todo.pop().iterdir()):
@@ -262,15 +271,30 @@ async def _strays(squad: Squad, repos: set[str], repair: bool) -> list[Finding]:
                     k.startswith(real + os.sep) for k in known_real):
                 todo.append(entry)  # a branch prefix directory (alice/) holding worktrees
                 continue
-            detail = "neither git nor any instance knows this directory"
-            done = False
-            if repair:
-                target = squad.home / "lost+found" / entry.name
-                private_dir(target.parent)
-                target = target.with_name(f"{entry.name}_{os.getpid()}_{len(rows)}") \
-                    if target.exists() else target
-                os.rename(entry, target)
-                detail += f"; moved to {target}"
-                done = True
-            rows.append(Finding("stray directory", "", str(entry), detail, done))
+            found.append(entry)
+    # asked again once the directories were seen: a start of another process records its worktree
+    # before it makes the directory
+    known_real = await _known(squad, repos)
+    rows = []
+    for entry in found:
+        real = os.path.realpath(entry)
+        if real in known_real or any(k.startswith(real + os.sep) for k in known_real):
+            continue
+        detail = "neither git nor any instance knows this directory"
+        done = False
+        if repair:
+            target = squad.home / "lost+found" / entry.name
+            private_dir(target.parent)
+            target = target.with_name(f"{entry.name}_{os.getpid()}_{len(rows)}") \
+                if target.exists() else target
+            os.rename(entry, target)
+            detail += f"; moved to {target}"
+            done = True
+        rows.append(Finding("stray directory", "", str(entry), detail, done))
     return rows
+
+
+async def _known(squad: Squad, repos: set[str]) -> list[str]:
+    """The real paths of every worktree git lists or an instance records, now."""
+    known = [t.path for repo in repos for t in await squad.git.worktrees(repo)]
+    return [os.path.realpath(p) for p in known + _recorded(squad)]

@@ -18,6 +18,7 @@ from helpers import branches, git, tmux, tmux_sessions, wait_for
 
 from squadnb import BatchExecutor
 from squadnb._loop import run_sync
+from squadnb.agents import demo_program
 from squadnb.errors import GitError, InvalidState, UnsafePath
 from squadnb.ops import BatchPauseOperation, BatchStartOperation
 from squadnb.session import PauseReport, Squad, Status
@@ -512,3 +513,46 @@ def test_an_interrupted_kill_is_finished_by_pause_or_resume_which_say_it_is_gone
     assert "killed" not in again and not again._intents.load() and branches(git_repo) == {"main"}
     assert inst.session_name not in tmux_sessions(tmux_socket) and not os.path.lexists(inst.worktree_path)
     assert again.doctor().empty
+
+
+@pytest.mark.parametrize("late", ["start", "new and start"])
+def test_doctor_never_repairs_what_another_process_made_after_it_read_the_files(
+        squad: Squad, tmux_socket: str, late: str) -> None:
+    """doctor reads the files first and then asks tmux and git; an instance another process makes
+    or starts in between looks like an orphan session, an orphan worktree and a stray directory.
+    Before repairing any of them, doctor reads the files again: the instance is there."""
+    other = fresh(squad)
+    if late == "start":
+        other.new("late", program=demo_program())
+    doctor = fresh(squad)
+    real_sessions = doctor.tmux.sessions
+
+    async def sessions_after_the_other_started() -> list[str]:
+        inst = (await other.anew("late", program=demo_program()) if late != "start"
+                else other["late"])
+        await inst.astart()
+        Path(inst.worktree_path, "work.txt").write_text("the agent's\n")
+        return await real_sessions()
+
+    doctor.tmux.sessions = sessions_after_the_other_started  # type: ignore[method-assign]
+    findings = doctor.doctor(repair=True)
+    assert findings.empty, findings.to_dict("records")
+    inst = fresh(squad)["late"]
+    assert inst.status is Status.RUNNING and inst.tmux_alive()
+    assert Path(inst.worktree_path, "work.txt").read_text() == "the agent's\n"
+    assert not (squad.home / "lost+found").exists()
+
+
+def test_a_start_killed_after_it_saved_running_leaves_a_record_the_next_call_drops(
+        squad: Squad) -> None:
+    """SIGKILL between a start's last state write (RUNNING) and the removal of its record."""
+    inst = squad.new("started")
+    inst.start()
+    squad._intents.begin("started", "start")
+    data = json.loads(squad._intents.path.read_text())
+    data["transitions"]["started"]["pid"] = dead_pid()
+    squad._intents.path.write_text(json.dumps(data))
+    again = fresh(squad)["started"]
+    assert again.status is Status.RUNNING
+    again.pause()
+    assert again.status is Status.PAUSED and squad._intents.load() == {}
