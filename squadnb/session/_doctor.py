@@ -116,8 +116,9 @@ def _outside(squad: Squad) -> list[Finding]:
 
 async def _claims(squad: Squad, outside: set[str]) -> list[Finding]:
     """The started instances whose worktree path or branch is not theirs alone: what
-    :meth:`Instance._own_worktree` refuses (the titles in ``outside`` are already reported), and
-    a branch another started instance records (kill keeps it)."""
+    :meth:`Instance._own_worktree` refuses or cannot check (its repository gone; the titles in
+    ``outside`` are already reported), and a branch another started instance records (kill keeps
+    it)."""
     rows = []
     for inst in squad.instances:
         if not (inst.started and inst.repo_path):
@@ -128,6 +129,9 @@ async def _claims(squad: Squad, outside: set[str]) -> list[Finding]:
             except UnsafePath as exc:
                 rows.append(Finding("not its worktree", inst.title, inst.worktree_path,
                                     f"{exc}; left alone"))
+            except SessionError as exc:  # its repository is gone or unreadable
+                rows.append(Finding("not its worktree", inst.title, inst.worktree_path,
+                                    f"could not be checked ({exc}); left alone"))
         other = inst._branch_shared_with()
         if other is not None:
             rows.append(Finding("shared branch", inst.title, inst.branch,

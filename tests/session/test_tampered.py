@@ -283,3 +283,11 @@ def test_a_pause_is_refused_while_the_worktree_has_a_detached_head(squad: Squad,
     git(a.worktree_path, "checkout", "-q", "test/a")
     fresh(squad)["a"].pause()
     assert git(git_repo, "show", "test/a:a-work.txt") == "a's work\n"
+
+
+def test_doctor_reports_an_entry_whose_repository_is_gone(squad: Squad, tmp_path: Path,
+                                                          restored: None) -> None:
+    with_work(squad, "a")
+    tamper(squad, "a", repo_path=str(tmp_path / "gone"))
+    [(title, _, detail)] = doctor_rows(squad, "not its worktree")
+    assert title == "a" and "could not be checked" in detail
