@@ -5,9 +5,11 @@ field for it, and ``cs`` rewrites ``state.json`` whole): ``{"transitions": {"<ti
 "pause", "pid": 123, "at": "<RFC 3339>"}}}``. A lifecycle call writes its entry before its first
 step and removes it after its last; an entry left behind names a call that died part-way (SIGKILL,
 power loss), and the next call on that instance, or ``squad.doctor(repair=True)``, finishes or undoes
-it. Written atomically under the home's lock (the :class:`~._storage.Store`'s), mode 0600; a full disk
-raises :class:`~squadnb.errors.StateWriteError` naming the file (the lifecycle call adds the instance
-and the action).
+it. Written atomically under its own lock file, ``<home>/.transitions.lock`` (the home's lock is
+held by the state writer while it replaces a ``state.json`` of every instance, and every lifecycle
+call writes this file twice: waiting for that made each call's time grow with the number of
+instances), mode 0600; a full disk raises :class:`~squadnb.errors.StateWriteError` naming the file
+(the lifecycle call adds the instance and the action).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Intents:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.path: Path = store.home / "transitions.json"
+        self.lock: Path = store.home / ".transitions.lock"
 
     def load(self) -> dict[str, Intent]:
         """Every recorded transition by title. Raises :class:`StateFileError` when the file is not
@@ -95,7 +98,7 @@ class Intents:
         self._change(title, None)
 
     def _change(self, title: str, intent: Intent | None) -> None:
-        with self.store.locked():
+        with self.store.locked(lock=self.lock):
             current = self.load()
             if intent is None and title not in current:
                 return

@@ -559,19 +559,22 @@ class Store:
 
     # ------------------------------------------------------------------ lock
     @contextlib.contextmanager
-    def locked(self, *, write: bool = True) -> Iterator[None]:
-        """Hold the home's exclusive lock (blocks while another process or thread holds it). The home
+    def locked(self, *, write: bool = True, lock: Path | None = None) -> Iterator[None]:
+        """Hold the home's exclusive lock (blocks while another process or thread holds it), or the
+        lock file ``lock`` of the home (a file with its own lock, such as ``transitions.json``, is
+        not written while the state writer replaces a ``state.json`` of every instance). The home
         is created 0700 and the lock file 0600; a symlinked lock file is refused. A read (``write``
         False) on a read-only home goes on without the lock (writers replace files atomically)."""
+        path = self.lock_path if lock is None else lock
         try:
             private_dir(self.home)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise StateFileError(f"{self.lock_path} is a symbolic link; squadnb does not follow "
-                                     "it (remove it)") from None
+                raise StateFileError(f"{path} is a symbolic link; squadnb does not follow it "
+                                     "(remove it)") from None
             if write or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT):
-                raise StateWriteError(f"cannot open the lock file {self.lock_path}: "
+                raise StateWriteError(f"cannot open the lock file {path}: "
                                       f"{exc.strerror or exc}") from exc
             yield
             return

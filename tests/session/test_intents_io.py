@@ -79,3 +79,43 @@ def test_a_cancel_while_the_record_is_written_removes_it_and_does_nothing(
     monkeypatch.setattr(Intents, "begin", original)
     inst.pause()  # nothing left half-done: the next call is a plain pause
     assert inst.status is Status.PAUSED
+
+
+def test_a_record_is_written_while_the_state_writer_holds_the_homes_lock(squad: Squad) -> None:
+    """transitions.json has its own lock: every lifecycle call writes it twice, and waiting each
+    time for a state.json of every instance to be replaced made a call's time grow with their
+    number. Another writer of transitions.json still waits (its lock is exclusive)."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold(lock: object) -> None:
+        with squad._store.locked(lock=lock):  # type: ignore[arg-type]
+            held.set()
+            release.wait(10)
+
+    intents = Intents(squad._store)
+    holder = threading.Thread(target=hold, args=(None,))
+    holder.start()
+    try:
+        assert held.wait(5)
+        begun = time.monotonic()
+        intents.begin("x", "pause")
+        intents.end("x")
+        assert time.monotonic() - begun < 2.0
+    finally:
+        release.set()
+        holder.join()
+    held.clear()
+    release.clear()
+    holder = threading.Thread(target=hold, args=(intents.lock,))
+    holder.start()
+    try:
+        assert held.wait(5)
+        writer = threading.Thread(target=intents.begin, args=("y", "kill"))
+        writer.start()
+        writer.join(0.3)
+        assert writer.is_alive()  # waits for the other writer of transitions.json
+    finally:
+        release.set()
+        holder.join()
+    writer.join(5)
+    assert intents.load()["y"].action == "kill"
