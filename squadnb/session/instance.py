@@ -56,19 +56,14 @@ def pause_commit_message(title: str) -> str:
 
 def _same_place(path: str, others: list[tuple[str, str]]) -> str | None:
     """The title of the first ``(title, path)`` of ``others`` naming the place ``path`` names: the
-    same text once normalised, or the same directory on disk (one ``stat`` each, so a symlink to
-    it counts). Disk work, for ``asyncio.to_thread``."""
-    def key(name: str) -> tuple[int, int] | None:
-        try:
-            st = os.stat(name)
-        except OSError:
-            return None
-        return st.st_dev, st.st_ino
-
-    mine, text = key(path), os.path.normpath(path)
-    return next((title for title, other in others
-                 if os.path.normpath(other) == text or (mine is not None and key(other) == mine)),
-                None)
+    same text once normalised, or ``path``'s real path (a path through a symlink to another
+    instance's worktree; the paths squadnb records are real ones). One ``realpath``, then text
+    only: this runs before every pause, resume and kill, over every instance, and a ``stat`` of
+    each made a kill's cost grow with their number. A path that another instance records through
+    a symlink to this one is refused in that instance's own calls (its real path is this
+    instance's)."""
+    mine = {os.path.normpath(path), os.path.realpath(path)}
+    return next((title for title, other in others if os.path.normpath(other) in mine), None)
 
 
 def _enclosing_checkout(path: str, root: str) -> str | None:
@@ -473,9 +468,8 @@ class Instance(StatusFlags):
             raise UnsafePath(f"its worktree path {path!r} is inside the checkout at {checkout!r}; "
                              "squadnb deletes and commits only in a worktree of its own",
                              self.title, path)
-        others = [(i.title, i.worktree_path) for i in self.squad.instances
-                  if i is not self and i.worktree_path]
-        other = await asyncio.to_thread(_same_place, path, others)
+        other = _same_place(path, [(i.title, i.worktree_path) for i in self.squad.instances
+                                    if i is not self and i.worktree_path])
         if other is not None:
             raise UnsafePath(f"its worktree path {path!r} is recorded by instance {other!r} too; "
                              "squadnb deletes and commits only in a worktree one instance records",
