@@ -50,7 +50,7 @@ from squadnb.errors import DuplicateTitle, SquadError, StateFileError, StateWrit
 
 __all__ = ["DIFF_TEXT_LIMIT", "Change", "ConfigData", "DiffStatsData", "InstanceData", "ProfileData",
            "Store", "Stored", "WorktreeData", "default_config", "merge_entry", "parse_time",
-           "private_dir", "resolve_program", "write_private"]
+           "private_dir", "resolve_program", "same_instance", "write_private"]
 
 #: diff text kept per entry in the files (claude-squad stores it whole; the counts are always kept)
 DIFF_TEXT_LIMIT = 4096
@@ -122,6 +122,18 @@ def parse_time(text: str) -> datetime:
         digits = re.match(r"\d+", tail).group()  # type: ignore[union-attr]
         text = f"{head}.{digits[:6]}{tail[len(digits):]}"
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def same_instance(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two entries of one title are the same instance: made at the same instant. Compared
+    as times, not text: ``cs`` rewrites every time in Go's format when it saves (nanoseconds,
+    ``Z``), so one instant has several spellings."""
+    if a.get("created_at") == b.get("created_at"):
+        return True
+    try:
+        return parse_time(a.get("created_at", "")) == parse_time(b.get("created_at", ""))
+    except ValueError:
+        return False
 
 
 def _time(value: Any, where: str) -> None:
@@ -732,8 +744,7 @@ class Store:
                 break
         disk = docs[where].entries[index] if where is not None else None  # type: ignore[index]
         if (disk is not None and change.base is None and change.entry is not None
-                and not change.observed
-                and disk.get("created_at") != change.entry.get("created_at")):
+                and not change.observed and not same_instance(disk, change.entry)):
             return DuplicateTitle("another process made an instance of that title meanwhile")
         merged = merge_entry(disk, change.entry, change.base, observed=change.observed)
         target = where if change.observed and where is not None else change.started

@@ -23,7 +23,7 @@ from squadnb.errors import (DuplicateTitle, InvalidState, InvalidTitle, SessionE
 from squadnb.session._claude_squad import refuse_if_running
 from squadnb.session._intents import Intents
 from squadnb.session._storage import (Change, InstanceData, Store, Stored, change_summary, parse_time,
-                                      resolve_program)
+                                      resolve_program, same_instance)
 from squadnb.session.git import Git
 from squadnb.session.instance import Instance, Status
 from squadnb.session._input import check_prompt, check_title, shown
@@ -220,7 +220,7 @@ class Squad:
         found = await asyncio.to_thread(self._store.peek, title)
         if found is False:
             return
-        if found is None or found.entry.get("created_at") != known.entry.get("created_at"):
+        if found is None or not same_instance(found.entry, known.entry):
             self._instances.pop(title, None)
             self._stored.pop(title, None)
             what = "killed it" if found is None else "killed it and made a new instance of the title"

@@ -4,6 +4,7 @@ disk and a read-only home, a write on disk before the call returns, and claude-s
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime, timezone
 import json
 import os
 import shutil
@@ -97,6 +98,23 @@ def test_a_call_on_a_copy_read_before_another_process_acted_takes_what_the_files
         assert "k" not in copy.squad  # the squad no longer lists it
     assert "k" not in disk(squad.home) and "k" not in disk(squad.home, "pending.json")
     assert git(squad.repo, "branch", "--list") == branches_before
+
+
+def test_a_copy_still_acts_after_claude_squad_rewrote_its_times_in_its_own_format(
+        squad: Squad) -> None:
+    """cs rewrites state.json whole when it quits, each time in Go's format (nanoseconds, ``Z``):
+    the same instant in other text is the same instance, not a new one of the title."""
+    inst = squad.new("c")
+    inst.start()
+    copy = twin(squad)["c"]
+    state = squad.home / "state.json"
+    data = json.loads(state.read_text())
+    created = datetime.fromisoformat(data["instances"][0]["created_at"])
+    data["instances"][0]["created_at"] = (created.astimezone(timezone.utc)
+                                          .strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z")
+    state.write_text(json.dumps(data, indent=2))
+    assert copy.pause() is not None and copy.status is Status.PAUSED
+    assert disk(squad.home)["c"]["created_at"].endswith("000Z")  # kept as cs wrote it
 
 
 def test_a_call_on_a_copy_of_an_instance_replaced_since_never_touches_the_new_one(
