@@ -287,7 +287,7 @@ class Instance(StatusFlags):
         try:
             await self._start_steps()
         except BaseException:
-            await asyncio.shield(asyncio.to_thread(self.squad._intents.end, self.title))
+            await self._drop_record()
             raise
         await self._end_record()
 
@@ -589,29 +589,33 @@ class Instance(StatusFlags):
                     yield False
                 except BaseException:
                     if not self._unfinished:
-                        await asyncio.shield(asyncio.to_thread(self.squad._intents.end, self.title))
+                        await self._drop_record()
                     raise
                 await self._end_record()
 
     async def _begin_record(self, action: str) -> None:
-        """Record ``action`` in ``transitions.json``, in a thread: the write takes the home's lock,
-        which the state writer holds while it replaces a ``state.json`` of every instance, and the
-        loop thread must not wait for that. A cancel while the record is written lets the write
-        finish and removes the record again: the call never began."""
-        intents = self.squad._intents
+        """Record ``action`` in ``transitions.json``, in a thread: the write waits for its lock
+        file (another process's record, a slow disk), and the loop thread must not. A cancel while
+        the record is written lets the write finish and removes the record again: the call never
+        began."""
         try:
-            await to_the_end(asyncio.to_thread(intents.begin, self.title, action))
+            await to_the_end(asyncio.to_thread(self.squad._intents.begin, self.title, action))
         except asyncio.CancelledError:
-            await asyncio.shield(asyncio.to_thread(intents.end, self.title))
+            await self._drop_record()
             raise
+
+    async def _drop_record(self) -> None:
+        """Remove this instance's record from ``transitions.json`` (in a thread, as
+        :meth:`_begin_record` writes it), to its end even when the call is being cancelled."""
+        await asyncio.shield(asyncio.to_thread(self.squad._intents.end, self.title))
 
     async def _end_record(self) -> None:
         """Forget this instance's recorded transition once the call's state changes are on disk (the
         state writer runs in its own thread): a process killed in between must leave either the
         record, so the next call finishes the transition, or the new state, never the old state
-        without the record. The record is removed in a thread, as :meth:`_begin_record` writes it."""
+        without the record."""
         await self.squad._aflush(self)
-        await asyncio.shield(asyncio.to_thread(self.squad._intents.end, self.title))
+        await self._drop_record()
 
     async def _recover(self, action: str | None = None) -> str | None:
         """Finish the transition an earlier call recorded and did not complete (its process died),
@@ -635,7 +639,7 @@ class Instance(StatusFlags):
             return None
         if _parse_time(intent.at) < self.created_at:
             # an earlier instance of this title, whose kill died after removing it from the files
-            self.squad._intents.end(self.title)
+            await self._drop_record()
             return None
         if intent.running:
             raise InvalidState(f"its {intent.action} is still running in process {intent.pid}")
