@@ -539,6 +539,18 @@ def _indented(value: Any, level: int) -> str:
     return "\n".join(pad + line for line in text.split("\n"))
 
 
+def _read_json(path: Path) -> Any:
+    """``path`` parsed (None for an empty file). Raises ``FileNotFoundError`` when it is gone, and
+    :class:`StateFileError` when it cannot be read or is not valid JSON."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StateFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return _parse(path, data)
+
+
 def _stat_key(path: Path) -> tuple[int, ...] | None:
     try:
         st = os.stat(path)
@@ -608,10 +620,10 @@ class Store:
             doc = _Doc(None, {"help_screens_seen": 0, "instances": None}, [], [])
         else:
             try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise StateFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
-            doc = self._validated(path, _parse(path, data), key)
+                raw = _read_json(path)
+            except FileNotFoundError as exc:
+                raise StateFileError(f"cannot read {path}: {exc.strerror}") from exc
+            doc = self._validated(path, raw, key)
         self._docs[path] = doc
         return doc
 
@@ -659,11 +671,9 @@ class Store:
             doc = self._docs.get(path)
             if doc is None or doc.key != key:
                 try:
-                    raw = _parse(path, path.read_bytes())
+                    raw = _read_json(path)
                 except FileNotFoundError:
                     continue  # replaced right now: a rename leaves no gap, a delete is a removal
-                except OSError as exc:
-                    raise StateFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
                 if raw is None:
                     return False
                 doc = self._validated(path, raw, key)
@@ -727,8 +737,9 @@ class Store:
             if doc.entries != before.entries or (started and before.key is None):
                 self._save(path, doc)
         removed = {change.title for change in batch if change.entry is None}
-        if removed & self._pins():  # a later instance of the same title starts unpinned
-            self._save_pins(self._pins() - removed)
+        pinned = self.load_pins() if removed else set()
+        if removed & pinned:  # a later instance of the same title starts unpinned
+            self._save_pins(pinned - removed)
         return outcomes
 
     @staticmethod
@@ -777,21 +788,6 @@ class Store:
         self.seconds_writing += time.perf_counter() - begun
 
     # ------------------------------------------------------------------ pins
-    def _pins(self) -> set[str]:
-        try:
-            data = self.pins_path.read_bytes()
-        except FileNotFoundError:
-            return set()
-        except OSError as exc:
-            raise StateFileError(f"cannot read {self.pins_path}: {exc.strerror or exc}") from exc
-        raw = _parse(self.pins_path, data)
-        try:
-            validate(_PinsFile, raw if raw is not None else {})
-        except _Bad as exc:
-            raise StateFileError(f'{self.pins_path} does not hold {{"pinned": [<title>, ...]}} ({exc}); '
-                                 "the file was left as is") from None
-        return set(raw.get("pinned", [])) if raw else set()
-
     def _save_pins(self, titles: set[str]) -> None:
         self._write(self.pins_path, {"pinned": sorted(titles)})
 
@@ -810,13 +806,22 @@ class Store:
         thread, which must not wait while the state writer holds the lock. Raises
         :class:`StateFileError` when the file is not ``{"pinned": [<title>, ...]}``; the file is
         left as is."""
-        return self._pins()
+        try:
+            raw = _read_json(self.pins_path)
+        except FileNotFoundError:
+            return set()
+        try:
+            validate(_PinsFile, raw if raw is not None else {})
+        except _Bad as exc:
+            raise StateFileError(f'{self.pins_path} does not hold {{"pinned": [<title>, ...]}} ({exc}); '
+                                 "the file was left as is") from None
+        return set(raw.get("pinned", [])) if raw else set()
 
     def set_pinned(self, title: str, pinned: bool) -> None:
         """Add ``title`` to ``pins.json`` or remove it, under the home's lock (atomic write, 0600);
         no write when nothing changes. Raises :class:`StateWriteError` when it cannot be written."""
         with self.locked():
-            before = self._pins()
+            before = self.load_pins()
             after = before | {title} if pinned else before - {title}
             if after != before:
                 self._save_pins(after)
