@@ -3,10 +3,12 @@ polling with a deadline (never a fixed sleep to wait for tmux) and reading real 
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import threading
 import time
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
 
@@ -24,6 +26,28 @@ def wait_for(check: Callable[[], T], timeout: float = 30.0, what: str = "conditi
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def lock_held(store: Any, lock: Path | None = None) -> Iterator[threading.Event]:
+    """Hold a home's lock (``store.locked(lock=lock)``: the home's own by default) in another thread,
+    as the state writer or another process would, until the block ends or the yielded event is
+    set."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.locked(lock=lock):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5), "the lock was never taken"
+        yield release
+    finally:
+        release.set()
+        holder.join()
 
 
 def git(repo: Path | str, *args: str) -> str:

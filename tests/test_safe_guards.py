@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import stat
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers import branches, git
+from helpers import branches, git, lock_held
 
 from squadnb import BatchExecutor, StateFileError
 from squadnb._loop import run_sync
@@ -161,21 +160,8 @@ def test_reading_pins_never_waits_for_the_homes_lock(squad: Squad) -> None:
     replaced atomically, so a read without the lock sees the old file or the new one, whole."""
     inst = squad.new("a")
     inst.pin()
-    held, release = threading.Event(), threading.Event()
-
-    def hold_the_lock() -> None:
-        with squad._store.locked():
-            held.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    try:
-        assert held.wait(5)
+    with lock_held(squad._store):
         begun = time.monotonic()
         assert inst.pinned
         assert squad.to_dataframe().set_index("title").loc["a", "pinned"]
         assert time.monotonic() - begun < 2.0
-    finally:
-        release.set()
-        holder.join()

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from helpers import lock_held
 
 from squadnb._loop import run_sync
 from squadnb.session import Squad, Status
@@ -18,18 +19,8 @@ from squadnb.session._intents import Intents
 def test_the_loop_serves_other_calls_while_a_record_waits_for_the_homes_lock(squad: Squad) -> None:
     inst = squad.new("recorded")
     inst.start()
-    held, release = threading.Event(), threading.Event()
 
-    def hold_the_lock() -> None:
-        with squad._store.locked():
-            held.set()
-            release.wait(5)
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    held.wait(5)
-
-    async def main() -> float:
+    async def main(release: threading.Event) -> float:
         pausing = asyncio.ensure_future(inst.apause())
         begun = time.monotonic()
         longest = 0.0
@@ -42,11 +33,8 @@ def test_the_loop_serves_other_calls_while_a_record_waits_for_the_homes_lock(squ
         await pausing
         return longest
 
-    try:
-        longest = run_sync(main())
-    finally:
-        release.set()
-        holder.join()
+    with lock_held(squad._store) as release:
+        longest = run_sync(main(release))
     assert longest < 0.2  # the loop thread never waited for the lock
     assert inst.status is Status.PAUSED
     assert Intents(squad._store).load() == {}
@@ -85,37 +73,16 @@ def test_a_record_is_written_while_the_state_writer_holds_the_homes_lock(squad: 
     """transitions.json has its own lock: every lifecycle call writes it twice, and waiting each
     time for a state.json of every instance to be replaced made a call's time grow with their
     number. Another writer of transitions.json still waits (its lock is exclusive)."""
-    held, release = threading.Event(), threading.Event()
-
-    def hold(lock: object) -> None:
-        with squad._store.locked(lock=lock):  # type: ignore[arg-type]
-            held.set()
-            release.wait(10)
-
     intents = Intents(squad._store)
-    holder = threading.Thread(target=hold, args=(None,))
-    holder.start()
-    try:
-        assert held.wait(5)
+    with lock_held(squad._store):
         begun = time.monotonic()
         intents.begin("x", "pause")
         intents.end("x")
         assert time.monotonic() - begun < 2.0
-    finally:
-        release.set()
-        holder.join()
-    held.clear()
-    release.clear()
-    holder = threading.Thread(target=hold, args=(intents.lock,))
-    holder.start()
-    try:
-        assert held.wait(5)
+    with lock_held(squad._store, intents.lock):
         writer = threading.Thread(target=intents.begin, args=("y", "kill"))
         writer.start()
         writer.join(0.3)
         assert writer.is_alive()  # waits for the other writer of transitions.json
-    finally:
-        release.set()
-        holder.join()
     writer.join(5)
     assert intents.load()["y"].action == "kill"
