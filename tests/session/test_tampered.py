@@ -220,21 +220,6 @@ def test_kill_keeps_a_branch_that_does_not_hold_the_commit_it_was_cut_from(
     assert {"feature", "test/a", "test/b"} <= branches(git_repo) and "test/b" in branches(other)
 
 
-@pytest.mark.parametrize("paused, call", [(False, "pause"), (True, "kill")])
-def test_a_worktree_path_naming_a_directory_that_holds_worktrees_is_refused(
-        squad: Squad, git_repo: Path, restored: None, paused: bool, call: str) -> None:
-    a, b = with_work(squad, "a"), with_work(squad, "b")
-    if paused:
-        a.pause()
-    holder = str(Path(b.worktree_path).parent)  # worktrees/test/, the branch prefix's directory
-    tamper(squad, "a", worktree_path=holder)
-    with pytest.raises(UnsafePath, match=rf"instance 'a': {call} failed: the directory at "
-                                         rf"'{holder}' holds the worktree at '{holder}/"):
-        getattr(fresh(squad)["a"], call)()
-    assert_untouched(squad, git_repo, b)
-    assert not (squad.home / "lost+found").exists()
-
-
 def test_a_pending_entry_without_a_base_commit_never_loses_a_branch_to_kill(
         squad: Squad, git_repo: Path, restored: None) -> None:
     git(git_repo, "branch", "feature")
@@ -246,21 +231,29 @@ def test_a_pending_entry_without_a_base_commit_never_loses_a_branch_to_kill(
     assert "feature" in branches(git_repo) and "a" not in fresh(squad)
 
 
+@pytest.mark.parametrize("place", ["holding worktrees", "inside a worktree"])
 @pytest.mark.parametrize("paused, call", [(False, "pause"), (True, "kill")])
-def test_a_worktree_path_inside_another_worktree_is_refused(
-        squad: Squad, git_repo: Path, restored: None, paused: bool, call: str) -> None:
+def test_a_worktree_path_holding_or_inside_another_worktree_is_refused(
+        squad: Squad, git_repo: Path, restored: None, place: str, paused: bool, call: str) -> None:
+    """A directory that holds worktrees (``worktrees/test/``, the branch prefix's) or one inside
+    another instance's checkout is never moved aside as a stray: the other's files would go."""
     a, b = with_work(squad, "a"), with_work(squad, "b")
     if paused:
         a.pause()
-    inner = Path(b.worktree_path) / "src"
-    inner.mkdir()
-    (inner / "module.py").write_text("b's module\n")
-    tamper(squad, "a", worktree_path=str(inner))
-    with pytest.raises(UnsafePath, match=rf"instance 'a': {call} failed: its worktree path "
-                                         rf"'{inner}' is inside the checkout at "
-                                         rf"'{b.worktree_path}'"):
+    if place == "holding worktrees":
+        path = str(Path(b.worktree_path).parent)
+        refusal = rf"the directory at '{path}' holds the worktree at '{path}/"
+    else:
+        inner = Path(b.worktree_path) / "src"
+        inner.mkdir()
+        (inner / "module.py").write_text("b's module\n")
+        path = str(inner)
+        refusal = rf"its worktree path '{path}' is inside the checkout at '{b.worktree_path}'"
+    tamper(squad, "a", worktree_path=path)
+    with pytest.raises(UnsafePath, match=rf"instance 'a': {call} failed: {refusal}"):
         getattr(fresh(squad)["a"], call)()
-    assert (inner / "module.py").read_text() == "b's module\n"
+    if place == "inside a worktree":
+        assert (inner / "module.py").read_text() == "b's module\n"
     assert_untouched(squad, git_repo, b)
     assert not (squad.home / "lost+found").exists()
 
